@@ -33,3 +33,18 @@ export function dataBlobService(settings: Settings): BlobServiceClient {
   blobService ??= createBlobServiceClient(settings.storage);
   return blobService;
 }
+
+/** One producer per process: it keeps one AMQP connection open and reconnects by itself. */
+let producer: EventHubProducerClient | undefined;
+export function eventHubProducer(settings: Settings): EventHubProducerClient {
+  producer ??= createProducerClient(settings.eventHubs, settings.eventHubName);
+  return producer;
+}
+
+/** Closes the process-wide clients, so that a host can stop cleanly. */
+export async function closeSharedClients(): Promise<void> {
+  const closing = producer;
+  producer = undefined;
+  blobService = undefined;
+  await closing?.close();
+}
