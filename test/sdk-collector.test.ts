@@ -112,11 +112,15 @@ describe('TypeScript Collector', () => {
     const inputs = client({ onError: (e) => errors.push(e) });
     const context = inputs.collect({ a: [1, 2], b: [3] });
     inputs.collect([1, 2] as never);
+    inputs.collect([]);
+    inputs.collect([{ a: 1 }], new BasicCorrelationContext('x'.repeat(257)));
     expect(context.getId()).toMatch(/^[0-9a-f-]{36}$/);
     await inputs.flush();
     expect(errors.map((e) => [e.code, e.message])).toEqual([
       ['InvalidData', 'column "b" has 1 values, the others 2'],
       ['InvalidData', 'row 0 is not an object: records are [{"column": value, ...}, ...]'],
+      ['InvalidData', 'data has no rows'],
+      ['InvalidData', 'the correlation id must be 1-256 characters without control characters'],
     ]);
     expect(collector.requests).toHaveLength(0);
   });

@@ -43,8 +43,13 @@ def normalize(data):
         records = to_dict(orient="records")
         if not isinstance(records, list):
             raise ValueError("%s.to_dict(orient='records') did not return a list" % _type_name(data))
+        if not records:
+            raise ValueError("data has no rows")
         return _clean(records), _type_name(data)
     if isinstance(data, (list, tuple)):
+        # The collector refuses a whole NDJSON batch for one bad call, so bad calls never leave the client.
+        if not data:
+            raise ValueError("data has no rows")
         for i, row in enumerate(data):
             if not isinstance(row, dict):
                 raise ValueError("row %d is not a dict: records are [{'column': value, ...}, ...]" % i)
@@ -58,6 +63,8 @@ def normalize(data):
             if length is not None and n != length:
                 raise ValueError("column %r has %d values, the others %d" % (column, n, length))
             length = n
+        if not length:
+            raise ValueError("data has no rows")
         return _clean(data), "builtins.dict"
     raise ValueError(
         "cannot collect %s: pass a pandas DataFrame, a list of dicts or a dict of lists" % _type_name(data)

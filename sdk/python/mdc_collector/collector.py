@@ -108,6 +108,10 @@ class Collector:
                     )
                 )
                 return correlation
+            correlation_id = correlation.get_id()
+            if not isinstance(correlation_id, str) or not 0 < len(correlation_id) <= 256 or any(ord(ch) < 32 for ch in correlation_id):
+                self._fail(CollectorError("InvalidData", "the correlation id must be 1-256 characters without control characters", dropped=1))
+                return correlation
             try:
                 rows, data_type = _data.normalize(data)
                 line = _data.dumps(self._envelope(rows, data_type, correlation)).encode("utf-8")

@@ -102,8 +102,12 @@ class CollectorTest(unittest.TestCase):
         inputs = self.collector(on_error=errors.append)
         context = inputs.collect({"a": [1, 2], "b": [3]})
         inputs.collect(42)
+        inputs.collect([])
+        inputs.collect(DataFrame({"a": []}))
         self.assertTrue(context.get_id())
-        self.assertEqual([e.code for e in errors], ["InvalidData", "InvalidData"])
+        self.assertEqual([e.code for e in errors], ["InvalidData"] * 4)
+        self.assertIn("no rows", str(errors[2]))
+        self.assertIn("no rows", str(errors[3]))
         self.assertIn("column 'b' has 1 values, the others 2", str(errors[0]))
         self.assertIn("cannot collect builtins.int", str(errors[1]))
 

@@ -118,6 +118,11 @@ export class Collector {
       this.fail(new CollectorError('InvalidData', shape.problem, { dropped: 1 }));
       return correlation;
     }
+    const id = correlation.getId();
+    if (typeof id !== 'string' || id.length === 0 || id.length > 256 || /[\u0000-\u001f]/.test(id)) {
+      this.fail(new CollectorError('InvalidData', 'the correlation id must be 1-256 characters without control characters', { dropped: 1 }));
+      return correlation;
+    }
     let line: string;
     try {
       line = JSON.stringify(this.envelope(data, shape.shape, correlation));
