@@ -73,6 +73,20 @@ export const requiredSettings = {
   values: [settingNames.eventHubName, settingNames.adminKey],
 } as const;
 
+/**
+ * Settings the Functions host reads itself, never our code: its own storage (keys, timer locks, Event Hubs
+ * checkpoints) and telemetry. A deployment must set them, so the Bicep contract accepts them besides
+ * `settingNames` and the connections.
+ */
+export const hostSettingNames = [
+  connectionNames.hostStorage,
+  `${connectionNames.hostStorage}__blobServiceUri`,
+  `${connectionNames.hostStorage}__credential`,
+  `${connectionNames.hostStorage}__clientId`,
+  'APPLICATIONINSIGHTS_CONNECTION_STRING',
+  'APPLICATIONINSIGHTS_AUTHENTICATION_STRING',
+] as const;
+
 export class SettingsError extends Error {
   readonly code = 'InvalidSetting';
   constructor(
