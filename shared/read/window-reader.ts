@@ -1,0 +1,121 @@
+import type { BlobServiceClient } from '@azure/storage-blob';
+import type { CollectionSource } from '../assets/collection-source';
+import { isPayloadCollection } from '../assets/collection-source';
+import { splitLines } from './lines';
+import { folderStart, nextUnit, windowPrefixes } from './rolled-folders';
+import { parseLine, rowsOfLine, type RefResolver, type Row } from './rows';
+
+/**
+ * Reads the rows of one collection inside a time window, straight from the rolled blobs: only prefixes of
+ * folders inside the window are listed, and each blob is streamed line by line, so memory stays flat however
+ * wide the window is. Rows come folder by folder in time order, blobs by name within a folder, lines in file
+ * order.
+ */
+
+export interface TimeWindow {
+  /** Inclusive. */
+  start: Date;
+  /** Exclusive. */
+  end: Date;
+}
+
+export interface WindowBlob {
+  name: string;
+  /** Relative rolled folder, e.g. `2024/03/05/18`. */
+  folder: string;
+  folderStart: Date;
+  folderEnd: Date;
+  bytes: number;
+}
+
+export interface ReadRowsOptions {
+  limit?: number;
+  signal?: AbortSignal;
+}
+
+type WhereData = Pick<CollectionSource, 'container' | 'path' | 'rollingRate'>;
+
+/** The `.jsonl` blobs of the rolled folders overlapping the window, in name (so time) order. */
+export async function* windowBlobs(blobService: BlobServiceClient, source: WhereData, window: TimeWindow, signal?: AbortSignal): AsyncGenerator<WindowBlob> {
+  const container = blobService.getContainerClient(source.container);
+  const root = `${source.path}/`;
+  for (const { prefix } of windowPrefixes(source.rollingRate, window.start, window.end)) {
+    const pages = container.listBlobsFlat({ prefix: root + prefix, abortSignal: signal }).byPage({ maxPageSize: 5000 });
+    try {
+      for await (const page of pages) {
+        for (const item of page.segment.blobItems) {
+          if (!item.name.endsWith('.jsonl')) continue;
+          const slash = item.name.lastIndexOf('/');
+          const folder = item.name.slice(root.length, slash);
+          const start = folderStart(source.rollingRate, folder);
+          // Anything not in a rolled folder of this rate (stray files, another layout) is not collected data.
+          if (!start) continue;
+          yield { name: item.name, folder, folderStart: start, folderEnd: nextUnit(source.rollingRate, start), bytes: item.properties.contentLength ?? 0 };
+        }
+      }
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode === 404) return; // no container yet: no data
+      throw error;
+    }
+  }
+}
+
+/** Reads `dataref` payloads: blob URLs of the data account, so they are read with the same client and identity. */
+export function blobRefResolver(blobService: BlobServiceClient, signal?: AbortSignal): RefResolver {
+  const base = blobService.url.replace(/\/+$/, '');
+  return async (url) => {
+    let rest: string;
+    if (url.startsWith(`${base}/`)) {
+      rest = url.slice(base.length + 1);
+    } else {
+      const parts = new URL(url).pathname.split('/').filter(Boolean);
+      if (parts[0] === blobService.accountName && parts.length > 2) parts.shift();
+      rest = parts.join('/');
+    }
+    const slash = rest.indexOf('/');
+    const container = decodeURIComponent(rest.slice(0, slash));
+    const blob = rest
+      .slice(slash + 1)
+      .split('/')
+      .map((p) => decodeURIComponent(p))
+      .join('/');
+    const bytes = await blobService.getContainerClient(container).getBlobClient(blob).downloadToBuffer(undefined, undefined, { abortSignal: signal });
+    return JSON.parse(bytes.toString('utf8')) as unknown;
+  };
+}
+
+/** The rows of one blob, only those whose line time is inside the window. */
+export async function* blobRows(blobService: BlobServiceClient, source: WhereData & { collection: string }, blob: WindowBlob, window: TimeWindow, resolveRef: RefResolver, signal?: AbortSignal): AsyncGenerator<Row> {
+  const payload = isPayloadCollection(source.collection);
+  const client = blobService.getContainerClient(source.container).getBlobClient(blob.name);
+  const whole = blob.folderStart.getTime() >= window.start.getTime() && blob.folderEnd.getTime() <= window.end.getTime();
+  const from = window.start.getTime();
+  const to = window.end.getTime();
+  const response = await client.download(0, undefined, { abortSignal: signal });
+  const body = response.readableStreamBody;
+  if (!body) return;
+  for await (const text of splitLines(body as AsyncIterable<Buffer>)) {
+    const line = parseLine(text);
+    if (!line) continue;
+    if (!whole) {
+      const time = typeof line.time === 'string' ? Date.parse(line.time) : NaN;
+      if (!(time >= from && time < to)) continue;
+    }
+    const rows = await rowsOfLine(line, { payload, resolveRef });
+    for (const row of rows) yield row;
+  }
+}
+
+/** Every row of the collection in `[start, end)`, at most `limit`. */
+export async function* windowRows(blobService: BlobServiceClient, source: WhereData & { collection: string }, window: TimeWindow, options: ReadRowsOptions = {}): AsyncGenerator<Row> {
+  const limit = options.limit ?? Infinity;
+  if (limit <= 0) return;
+  const resolveRef = blobRefResolver(blobService, options.signal);
+  let count = 0;
+  for await (const blob of windowBlobs(blobService, source, window, options.signal)) {
+    for await (const row of blobRows(blobService, source, blob, window, resolveRef, options.signal)) {
+      yield row;
+      if (++count >= limit) return;
+    }
+  }
+}

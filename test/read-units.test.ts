@@ -1,0 +1,81 @@
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { csvLine } from '../shared/read/csv';
+import { splitLines } from '../shared/read/lines';
+import { folderStart, rolledFolder, windowPrefixes } from '../shared/read/rolled-folders';
+import { rowsOfLine } from '../shared/read/rows';
+
+const noRefs = async () => {
+  throw new Error('no dataref expected');
+};
+
+describe('rolled folders', () => {
+  it('names folders per rolling rate, in UTC', () => {
+    const t = new Date('2024-03-05T18:16:25Z');
+    expect(rolledFolder('Year', t)).toBe('2024');
+    expect(rolledFolder('Month', t)).toBe('2024/03');
+    expect(rolledFolder('Day', t)).toBe('2024/03/05');
+    expect(rolledFolder('Hour', t)).toBe('2024/03/05/18');
+    expect(rolledFolder('Minute', t)).toBe('2024/03/05/18/16');
+    expect(folderStart('Hour', '2024/03/05/18')?.toISOString()).toBe('2024-03-05T18:00:00.000Z');
+    expect(folderStart('Hour', '2024/03/05')).toBeUndefined();
+    expect(folderStart('Hour', '2024/02/30/01')).toBeUndefined();
+  });
+
+  it('lists hours at the edges and whole days in between', () => {
+    const prefixes = windowPrefixes('Hour', new Date('2024-03-05T22:30:00Z'), new Date('2024-03-07T01:10:00Z')).map((p) => p.prefix);
+    expect(prefixes).toEqual(['2024/03/05/22/', '2024/03/05/23/', '2024/03/06/', '2024/03/07/00/', '2024/03/07/01/']);
+  });
+
+  it('crosses a month and a year end with coarse prefixes where they fit', () => {
+    const prefixes = windowPrefixes('Day', new Date('2023-11-30T00:00:00Z'), new Date('2025-01-02T00:00:00Z')).map((p) => p.prefix);
+    expect(prefixes).toEqual(['2023/11/30/', '2023/12/', '2024/', '2025/01/01/']);
+  });
+
+  it('gives no prefix for an empty window', () => {
+    expect(windowPrefixes('Hour', new Date('2024-03-05T10:00:00Z'), new Date('2024-03-05T10:00:00Z'))).toEqual([]);
+  });
+});
+
+describe('lines', () => {
+  it('splits chunks at newlines, joining lines cut across chunks, keeping multi-byte characters whole', async () => {
+    const text = 'a\n{"x":"é€"}\n\nlast';
+    const bytes = Buffer.from(text);
+    const chunks = [bytes.subarray(0, 5), bytes.subarray(5, 9), bytes.subarray(9)];
+    const lines: string[] = [];
+    for await (const line of splitLines(Readable.from(chunks))) lines.push(line);
+    expect(lines).toEqual(['a', '{"x":"é€"}', 'last']);
+  });
+});
+
+describe('csv', () => {
+  it('quotes commas, quotes and newlines, and writes objects as JSON', () => {
+    expect(csvLine(['plain', 'a,b', 'say "hi"', 'two\nlines', 3, null, undefined, { k: [1, 2] }, true])).toBe(
+      'plain,"a,b","say ""hi""","two\nlines",3,,,"{""k"":[1,2]}",true\r\n',
+    );
+  });
+});
+
+describe('rows of a line', () => {
+  it('splits records into rows named <correlationid>_<rowIndex>', async () => {
+    const rows = await rowsOfLine({ time: '2024-03-05T18:16:25Z', correlationid: 'c1', data: [{ a: 1 }, { a: 2, time: 'shadow' }] }, { payload: false, resolveRef: noRefs });
+    expect(rows).toEqual([
+      { correlationid: 'c1', rowid: 'c1_0', time: '2024-03-05T18:16:25Z', a: 1 },
+      { correlationid: 'c1', rowid: 'c1_1', time: '2024-03-05T18:16:25Z', a: 2 },
+    ]);
+    expect(Object.keys(rows[1]!)).toEqual(['correlationid', 'rowid', 'time', 'a']);
+  });
+
+  it('keeps a payload-log line as one row with data as JSON', async () => {
+    const rows = await rowsOfLine(
+      { time: '2024-03-05T18:16:25Z', correlationid: 'c1', data: { input: [1, 2] }, path: '/score', method: 'POST', statuscode: 200 },
+      { payload: true, resolveRef: noRefs },
+    );
+    expect(rows).toEqual([{ correlationid: 'c1', rowid: 'c1_0', time: '2024-03-05T18:16:25Z', data: { input: [1, 2] }, path: '/score', method: 'POST', statuscode: 200 }]);
+  });
+
+  it('reads the rows of a dataref line from the referenced payload', async () => {
+    const rows = await rowsOfLine({ time: 't', correlationid: 'c', dataref: 'http://x/blob' }, { payload: false, resolveRef: async (url) => [{ url }] });
+    expect(rows).toEqual([{ correlationid: 'c', rowid: 'c_0', time: 't', url: 'http://x/blob' }]);
+  });
+});
