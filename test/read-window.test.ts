@@ -10,7 +10,6 @@ import { startStorageLog, type StorageLog } from './support/storage-log';
 
 const container = 'azureml-blobstore';
 const inputs = { container, path: 'modelDataCollector/ep/blue/model_inputs', rollingRate: 'Hour' as const, collection: 'model_inputs' };
-const outputs = { container, path: 'modelDataCollector/ep/blue/model_outputs', rollingRate: 'Hour' as const, collection: 'model_outputs' };
 const requests = { container, path: 'modelDataCollector/ep/blue/request', rollingRate: 'Hour' as const, collection: 'request' };
 
 let azurite: Azurite;
