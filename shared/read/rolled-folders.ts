@@ -1,3 +1,4 @@
+import { rolledFolder as appendFolder } from '../append/rolled-path';
 import type { RollingRate } from '../settings';
 
 /**
@@ -12,18 +13,9 @@ function depthOf(rate: RollingRate): number {
   return levels.indexOf(rate) + 1;
 }
 
-const pad = (n: number, width = 2) => String(n).padStart(width, '0');
-
-/** The rolled folder (no slashes at the ends) that holds data of `time`. */
+/** The rolled folder (no slashes at the ends) that holds data of `time`: the very names `append` writes. */
 export function rolledFolder(rate: RollingRate, time: Date): string {
-  const parts = [
-    pad(time.getUTCFullYear(), 4),
-    pad(time.getUTCMonth() + 1),
-    pad(time.getUTCDate()),
-    pad(time.getUTCHours()),
-    pad(time.getUTCMinutes()),
-  ];
-  return parts.slice(0, depthOf(rate)).join('/');
+  return appendFolder(time, rate);
 }
 
 /** The start of the unit a folder stands for, or undefined when the name is not a rolled folder of that rate. */
