@@ -1,0 +1,197 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parseProxyArgs, UsageError } from '../sdk/proxy/main';
+import { PayloadProxy } from '../sdk/proxy/proxy';
+import { freePort } from '../local/ports';
+import { eventually, Recorder } from './support/sdk-recorder';
+
+interface ModelServer {
+  url: string;
+  seen: http.IncomingHttpHeaders[];
+  close(): Promise<void>;
+}
+
+/** A stand-in model server: /score echoes a prediction, /fail answers 500, /big streams 3 MB. */
+async function startModel(): Promise<ModelServer> {
+  const seen: http.IncomingHttpHeaders[] = [];
+  const server = http.createServer((req, res) => {
+    seen.push(req.headers);
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      if (req.url === '/fail') {
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.end('{"error":"model crashed"}');
+      } else if (req.url === '/big') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        const block = Buffer.alloc(64 * 1024, 'a');
+        for (let i = 0; i < 48; i++) res.write(block);
+        res.end();
+      } else {
+        const input = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as { data?: number[] };
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ predictions: (input.data ?? []).map((x) => x * 2) }));
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    seen,
+    close: () => {
+      server.closeAllConnections();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+function send(url: string, options: { method?: string; body?: string; headers?: Record<string, string> } = {}) {
+  return new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+    const req = http.request(url, { method: options.method ?? 'POST', headers: { 'content-type': 'application/json', ...options.headers } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+    });
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+describe('payload-logging proxy', () => {
+  let model: ModelServer;
+  let collector: Recorder;
+  let proxy: PayloadProxy;
+  let proxyUrl: string;
+
+  async function startProxy(options: Partial<ConstructorParameters<typeof PayloadProxy>[0]> = {}) {
+    proxy = new PayloadProxy({ target: model.url, collector: collector.url, endpoint: 'ep', deployment: 'blue', key: 'ingest-key', ...options });
+    proxyUrl = `http://127.0.0.1:${await proxy.listen(0)}`;
+  }
+
+  beforeEach(async () => {
+    model = await startModel();
+    collector = await new Recorder().start();
+  });
+
+  afterEach(async () => {
+    collector.release();
+    await proxy.close({ timeoutMs: 100 });
+    await collector.stop();
+    await model.close();
+  });
+
+  it('passes the answer through and logs request and response under one x-request-id it adds', async () => {
+    await startProxy();
+    const answer = await send(`${proxyUrl}/score?v=1`, { body: '{"data":[1,2,3]}', headers: { 'x-user-id': 'u-7', authorization: 'Bearer secret' } });
+
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(answer.body.toString())).toEqual({ predictions: [2, 4, 6] });
+    const requestId = answer.headers['x-request-id'] as string;
+    expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(model.seen[0]!['x-request-id']).toBe(requestId);
+
+    await eventually(() => collector.requests.length === 2, 'two payload logs');
+    const request = collector.requests.find((r) => r.url === '/api/collect/ep/blue/request')!;
+    const response = collector.requests.find((r) => r.url === '/api/collect/ep/blue/response')!;
+    expect(request.body.toString()).toBe('{"data":[1,2,3]}');
+    expect(request.headers).toMatchObject({
+      'x-mdc-key': 'ingest-key',
+      'x-request-id': requestId,
+      'x-mdc-path': '/score?v=1',
+      'x-mdc-method': 'POST',
+      'content-type': 'application/json',
+      'x-user-id': 'u-7',
+    });
+    expect(request.headers.authorization).toBeUndefined();
+    expect(response.body.toString()).toBe('{"predictions":[2,4,6]}');
+    expect(response.headers).toMatchObject({ 'x-request-id': requestId, 'x-mdc-status': '200', 'x-mdc-path': '/score?v=1' });
+    expect(Number(response.headers['x-mdc-duration-ms'])).toBeGreaterThan(0);
+  });
+
+  it("keeps the caller's x-request-id and x-ms-client-request-id on both logs", async () => {
+    await startProxy();
+    const answer = await send(`${proxyUrl}/score`, { body: '{"data":[1]}', headers: { 'x-request-id': 'req-1', 'x-ms-client-request-id': 'client-1' } });
+    expect(answer.headers['x-request-id']).toBe('req-1');
+    await eventually(() => collector.requests.length === 2, 'two payload logs');
+    for (const log of collector.requests) {
+      expect(log.headers['x-request-id']).toBe('req-1');
+      expect(log.headers['x-ms-client-request-id']).toBe('client-1');
+    }
+  });
+
+  it('logs a 500 from the model with its status and body, and a GET with an empty body', async () => {
+    await startProxy();
+    const failed = await send(`${proxyUrl}/fail`, { body: '{"data":[1]}' });
+    expect(failed.status).toBe(500);
+    expect(failed.body.toString()).toBe('{"error":"model crashed"}');
+    const got = await send(`${proxyUrl}/health`, { method: 'GET', headers: {} });
+    expect(got.status).toBe(200);
+
+    await eventually(() => collector.requests.length === 4, 'four payload logs');
+    const fail = collector.requests.find((r) => r.url.endsWith('/response') && r.headers['x-mdc-path'] === '/fail')!;
+    expect(fail.headers['x-mdc-status']).toBe('500');
+    expect(fail.body.toString()).toBe('{"error":"model crashed"}');
+    const getLog = collector.requests.find((r) => r.url.endsWith('/request') && r.headers['x-mdc-path'] === '/health')!;
+    expect(getLog.headers['x-mdc-method']).toBe('GET');
+    expect(getLog.body.length).toBe(0);
+  });
+
+  it('answers 502 when the model server is down, and logs that too', async () => {
+    const deadPort = await freePort();
+    await startProxy({ target: `http://127.0.0.1:${deadPort}` });
+    const answer = await send(`${proxyUrl}/score`, { body: '{}' });
+    expect(answer.status).toBe(502);
+    expect(JSON.parse(answer.body.toString()).error.code).toBe('ModelUnreachable');
+    await eventually(() => collector.requests.some((r) => r.url.endsWith('/response')), 'the response log');
+    expect(collector.requests.find((r) => r.url.endsWith('/response'))!.headers['x-mdc-status']).toBe('502');
+  });
+
+  it('streams a body larger than the log cap through whole, and logs its first bytes', async () => {
+    await startProxy({ maxLoggedBytes: 1000 });
+    const answer = await send(`${proxyUrl}/big`, { method: 'GET' });
+    expect(answer.body.length).toBe(48 * 64 * 1024);
+    await eventually(() => collector.requests.some((r) => r.url.endsWith('/response')), 'the response log');
+    const log = collector.requests.find((r) => r.url.endsWith('/response'))!;
+    expect(log.body.length).toBe(1000);
+    expect(log.headers['content-type']).toBe('application/octet-stream');
+    expect(log.headers['x-mdc-truncated-from']).toBe(String(48 * 64 * 1024));
+  });
+
+  it('with the collector down, every proxied request still succeeds and the losses are counted', async () => {
+    await collector.stop();
+    const losses: string[] = [];
+    await startProxy({ retry: { maxRetries: 1, baseDelayMs: 1, maxDelayMs: 5 }, onError: (e) => losses.push(e.code) });
+    const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => send(`${proxyUrl}/score`, { body: JSON.stringify({ data: [i] }) })));
+    expect(answers.map((a) => a.status)).toEqual(Array(50).fill(200));
+    expect(answers.map((a) => JSON.parse(a.body.toString()).predictions[0])).toEqual(Array.from({ length: 50 }, (_, i) => i * 2));
+    await proxy.logger.flush();
+    expect(proxy.logger.stats.sent).toBe(0);
+    expect(proxy.logger.stats.failed + proxy.logger.stats.dropped).toBe(100);
+    expect(losses).toHaveLength(100);
+  });
+
+  it('with the collector stuck, answers still flow and the log queue stays bounded', async () => {
+    collector.fallback = { kind: 'hang' };
+    await startProxy({ maxQueue: 10, concurrency: 8 });
+    for (let i = 0; i < 30; i++) {
+      const answer = await send(`${proxyUrl}/score`, { body: JSON.stringify({ data: [i] }) });
+      expect(answer.status).toBe(200);
+    }
+    expect(proxy.logger.pending).toBe(10);
+    expect(proxy.logger.stats.dropped).toBe(50);
+    collector.release();
+  });
+
+  it('reads its command line and environment', () => {
+    const command = parseProxyArgs(['--target', 'http://127.0.0.1:5001', '--port', '5002', '--endpoint', 'ep', '--deployment', 'blue'], {
+      MDC_KEY: 'k',
+      MDC_URL: 'http://collector:7071',
+    });
+    expect(command).toMatchObject({ port: 5002, host: '127.0.0.1', options: { target: 'http://127.0.0.1:5001', collector: 'http://collector:7071', key: 'k', endpoint: 'ep', deployment: 'blue' } });
+    expect(() => parseProxyArgs(['--port', '1'], { MDC_KEY: 'k' })).toThrow(/--target is required/);
+    expect(() => parseProxyArgs(['--target', 'http://m'], {})).toThrow(/ingest key/);
+    expect(() => parseProxyArgs(['--target', 'http://m', '--key', 'k'], {})).toThrow(/--endpoint and --deployment/);
+    expect(() => parseProxyArgs(['--target', 'http://m', '--bogus'], {})).toThrow(UsageError);
+  });
+});
