@@ -1,12 +1,22 @@
 import type { EventHubFunctionOptions, HttpFunctionOptions, TimerFunctionOptions } from '@azure/functions';
+import { appendOptions } from '../functions/append';
+import { collectOptions } from '../functions/collect';
+import { deploymentsOptions } from '../functions/deployments';
+import { healthOptions } from '../functions/health';
 
 /**
  * The functions the local host serves: the very options objects that `functions/*.ts` pass to `app.http`,
  * `app.eventHub` and `app.timer`, under the same names. Outside the Functions host those `app.*` calls only
  * log, so `npm start` binds these instead; test/function-table.test.ts holds this table to the `app.*` calls.
  */
-export const httpFunctions: Record<string, HttpFunctionOptions> = {};
+export const httpFunctions: Record<string, HttpFunctionOptions> = {
+  health: healthOptions,
+  collect: collectOptions,
+  deployments: deploymentsOptions,
+};
 
-export const eventHubFunctions: Record<string, EventHubFunctionOptions> = {};
+export const eventHubFunctions: Record<string, EventHubFunctionOptions> = {
+  append: appendOptions,
+};
 
 export const timerFunctions: Record<string, TimerFunctionOptions> = {};
