@@ -41,6 +41,7 @@ export class AmqpServer {
     c.on('receiver_open', (context: EventContext) => this.openReceiver(context.receiver as Receiver));
     c.on('message', (context: EventContext) => this.incoming.get(context.receiver as Receiver)?.(context));
     c.on('sendable', (context: EventContext) => this.consumers.get(context.sender as Sender)?.pump());
+    c.on('sender_draining', (context: EventContext) => this.consumers.get(context.sender as Sender)?.pump());
     c.on('sender_close', (context: EventContext) => this.endConsumer(context.sender as Sender));
     // Clients vanish without ceremony (killed tests, Ctrl-C); that must never bring the emulator down.
     c.on('error', () => undefined);

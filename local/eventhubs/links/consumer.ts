@@ -12,6 +12,8 @@ const readBatch = 64;
 export class ConsumerLink implements Owner {
   private next: number;
   private closed = false;
+  /** Deliveries handed to rhea on this link; rhea's delivery_count says how many it has written. */
+  private queued = 0;
   private readonly unsubscribe: () => void;
 
   constructor(
@@ -31,14 +33,31 @@ export class ConsumerLink implements Owner {
 
   pump(): void {
     if (this.closed) return;
-    while (this.next < this.log.length && this.sender.sendable()) {
-      const events = this.log.read(this.next, Math.min(readBatch, this.log.length - this.next));
+    while (this.next < this.log.length) {
+      const room = this.room();
+      if (room <= 0) return;
+      const events = this.log.read(this.next, Math.min(readBatch, room, this.log.length - this.next));
       for (const event of events) {
-        if (!this.sender.sendable()) return;
         this.sender.send(event, undefined, 0);
+        this.queued++;
         this.next++;
       }
     }
+    if ((this.sender as unknown as { _draining?: boolean })._draining) {
+      // Nothing more to send: let a draining client know its remaining credit is void.
+      this.sender.set_drained(true);
+    }
+  }
+
+  /**
+   * How many more deliveries the client's credit allows. rhea lowers `credit` only when it writes a transfer,
+   * so deliveries queued in this turn are counted here; queuing past credit would also block the session's
+   * other links (replies on $cbs share it) behind this one.
+   */
+  private room(): number {
+    const link = this.sender as unknown as { credit: number; delivery_count: number; session: { outgoing: { available(): boolean } } };
+    if (!link.session.outgoing.available()) return 0;
+    return link.credit - (this.queued - link.delivery_count);
   }
 
   evict(error: EmulatorError): void {
