@@ -4,7 +4,7 @@ import { startAzurite, type Azurite } from '../local/azurite';
 import { encodeRows } from '../shared/read/encode';
 import { joinedRows } from '../shared/read/join';
 import type { Row } from '../shared/read/rows';
-import { windowRows } from '../shared/read/window-reader';
+import { windowRowBatches, windowRows } from '../shared/read/window-reader';
 import { writeCollected } from './support/collected-data';
 import { startStorageLog, type StorageLog } from './support/storage-log';
 
@@ -73,7 +73,7 @@ describe('rows in a window', () => {
   it('gives an empty result, not an error, for a window with no data (and none for a missing container)', async () => {
     expect(await collect(windowRows(blobService, inputs, window('2024-03-06T00:00:00Z', '2024-03-07T00:00:00Z')))).toEqual([]);
     expect(await collect(windowRows(blobService, { ...inputs, container: 'no-such-container' }, window('2024-03-05T00:00:00Z', '2024-03-06T00:00:00Z')))).toEqual([]);
-    const csv = Buffer.concat(await collect(encodeRows(windowRows(blobService, inputs, window('2030-01-01T00:00:00Z', '2030-01-02T00:00:00Z')), 'csv', ['x', 'y']))).toString();
+    const csv = Buffer.concat(await collect(encodeRows(windowRowBatches(blobService, inputs, window('2030-01-01T00:00:00Z', '2030-01-02T00:00:00Z')), 'csv', ['x', 'y']))).toString();
     expect(csv).toBe('correlationid,rowid,time,x,y\r\n');
   });
 
@@ -81,7 +81,7 @@ describe('rows in a window', () => {
     await writeCollected(blobService, { ...inputs, path: 'csv/case' }, [
       { time: '2024-03-05T10:00:00Z', correlationid: 'q', collection: 'model_inputs', data: [{ text: 'a, "quoted"\nvalue', n: 1, nested: { k: 'v' } }, { n: 2 }] },
     ]);
-    const rows = windowRows(blobService, { ...inputs, path: 'csv/case' }, window('2024-03-05T10:00:00Z', '2024-03-05T11:00:00Z'));
+    const rows = windowRowBatches(blobService, { ...inputs, path: 'csv/case' }, window('2024-03-05T10:00:00Z', '2024-03-05T11:00:00Z'));
     const csv = Buffer.concat(await collect(encodeRows(rows, 'csv'))).toString();
     expect(csv).toBe(
       'correlationid,rowid,time,text,n,nested\r\n' +

@@ -18,11 +18,11 @@ const chunkBytes = 64 * 1024;
  * columns, then `knownColumns` (the catalog's), then any other column of the first row. Columns that first
  * appear later are left out of CSV; JSONL keeps every field.
  */
-export async function* encodeRows(rows: AsyncIterable<Row>, format: ReadFormat, knownColumns: readonly string[] = []): AsyncGenerator<Buffer> {
+export async function* encodeRows(batches: AsyncIterable<Row[]>, format: ReadFormat, knownColumns: readonly string[] = []): AsyncGenerator<Buffer> {
   let pending = '';
   let columns: string[] | undefined;
   if (format === 'jsonl') {
-    for await (const row of rows) {
+    for await (const rows of batches) for (const row of rows) {
       pending += `${JSON.stringify(row)}\n`;
       if (pending.length >= chunkBytes) {
         yield Buffer.from(pending);
@@ -30,7 +30,7 @@ export async function* encodeRows(rows: AsyncIterable<Row>, format: ReadFormat, 
       }
     }
   } else {
-    for await (const row of rows) {
+    for await (const rows of batches) for (const row of rows) {
       if (!columns) {
         const seen = new Set<string>([...rowIdColumns, ...knownColumns, ...Object.keys(row)]);
         columns = [...seen];
@@ -46,6 +46,19 @@ export async function* encodeRows(rows: AsyncIterable<Row>, format: ReadFormat, 
     if (!columns) pending += csvLine([...new Set([...rowIdColumns, ...knownColumns])]);
   }
   if (pending) yield Buffer.from(pending);
+}
+
+/** Groups rows that come one by one (the join) into batches for `encodeRows`. */
+export async function* inBatches(rows: AsyncIterable<Row>, size = 512): AsyncGenerator<Row[]> {
+  let batch: Row[] = [];
+  for await (const row of rows) {
+    batch.push(row);
+    if (batch.length >= size) {
+      yield batch;
+      batch = [];
+    }
+  }
+  if (batch.length > 0) yield batch;
 }
 
 /**

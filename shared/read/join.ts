@@ -1,7 +1,7 @@
 import type { BlobServiceClient } from '@azure/storage-blob';
 import type { CollectionSource } from '../assets/collection-source';
 import { rowIdColumns, type Row } from './rows';
-import { blobRefResolver, blobRows, windowBlobs, type ReadRowsOptions, type TimeWindow, type WindowBlob } from './window-reader';
+import { blobRefResolver, blobRowBatches, windowBlobs, type ReadRowsOptions, type TimeWindow, type WindowBlob } from './window-reader';
 
 /**
  * model_inputs ⋈ model_outputs on correlation id and row index (the row id), folder by folder. The outputs of
@@ -72,7 +72,7 @@ export async function* joinedRows(blobService: BlobServiceClient, inputs: Side, 
     const out: Row[] = [];
 
     for (const blob of outGroup?.blobs ?? []) {
-      for await (const row of blobRows(blobService, outputs, blob, window, resolveRef, options.signal)) {
+      for await (const batch of blobRowBatches(blobService, outputs, blob, window, resolveRef, options.signal)) for (const row of batch) {
         const id = String(row.rowid);
         const match = waitingIn.get(id);
         if (match) {
@@ -88,7 +88,7 @@ export async function* joinedRows(blobService: BlobServiceClient, inputs: Side, 
       if (++emitted >= limit) return;
     }
     for (const blob of inGroup?.blobs ?? []) {
-      for await (const row of blobRows(blobService, inputs, blob, window, resolveRef, options.signal)) {
+      for await (const batch of blobRowBatches(blobService, inputs, blob, window, resolveRef, options.signal)) for (const row of batch) {
         const id = String(row.rowid);
         const match = waitingOut.get(id);
         if (match) {

@@ -3,27 +3,35 @@
  * so a blob of any size is read in flat memory. A last line without `\n` is still a line: files are read
  * while `append` grows them, and a block is only ever committed whole.
  */
-export async function* splitLines(chunks: AsyncIterable<Uint8Array | string>): AsyncGenerator<string> {
+export async function* splitLineBatches(chunks: AsyncIterable<Uint8Array | string>): AsyncGenerator<string[]> {
   let carry: Buffer | undefined;
   for await (const raw of chunks) {
     const chunk = typeof raw === 'string' ? Buffer.from(raw) : Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+    const lines: string[] = [];
     let from = 0;
     let newline = chunk.indexOf(10, from);
     if (newline >= 0 && carry) {
       const joined = Buffer.concat([carry, chunk.subarray(0, newline)]);
       carry = undefined;
-      if (joined.length > 0) yield joined.toString('utf8');
+      if (joined.length > 0) lines.push(joined.toString('utf8'));
       from = newline + 1;
       newline = chunk.indexOf(10, from);
     }
     while (newline >= 0) {
-      if (newline > from) yield chunk.toString('utf8', from, newline);
+      if (newline > from) lines.push(chunk.toString('utf8', from, newline));
       from = newline + 1;
       newline = chunk.indexOf(10, from);
     }
     if (from < chunk.length) carry = carry ? Buffer.concat([carry, chunk.subarray(from)]) : Buffer.from(chunk.subarray(from));
+    // One batch per chunk: a promise per line would cost more than splitting it.
+    if (lines.length > 0) yield lines;
   }
-  if (carry && carry.length > 0) yield carry.toString('utf8');
+  if (carry && carry.length > 0) yield [carry.toString('utf8')];
+}
+
+/** The same lines one by one. */
+export async function* splitLines(chunks: AsyncIterable<Uint8Array | string>): AsyncGenerator<string> {
+  for await (const lines of splitLineBatches(chunks)) yield* lines;
 }
 
 /** The complete lines in a slice of a file read from `offset`: a slice that starts mid-file drops its first, partial line. */

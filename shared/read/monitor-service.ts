@@ -7,10 +7,10 @@ import type { DeploymentStore } from '../deployment-store';
 import { CollectorError, quote } from '../http-errors';
 import { isAdminKey } from '../keys';
 import { checkDeploymentName } from '../names';
-import { contentTypes, encodeRows, primedStream } from './encode';
+import { contentTypes, encodeRows, inBatches, primedStream } from './encode';
 import { joinedRows } from './join';
 import { parseReadQuery } from './query';
-import { windowRows } from './window-reader';
+import { windowRowBatches } from './window-reader';
 
 /**
  * The read API for monitors (SPEC §8), without Functions: the catalog, the rows of an asset in a window, and
@@ -123,7 +123,7 @@ export class MonitorService {
     // A deployment deleted since keeps its data (SPEC §9): read it where the catalog last saw it.
     const where = source ?? (record?.progress ? { ...record.progress, collection: record.collection } : undefined);
     if (!where) throw new CollectorError(404, 'AssetNotFound', `data asset ${quote(name)} has no readable location any more`, { path: 'name' });
-    const rows = windowRows(this.options.blobService, where, parsed, { ...(parsed.limit !== undefined ? { limit: parsed.limit } : {}), ...(signal ? { signal } : {}) });
+    const rows = windowRowBatches(this.options.blobService, where, parsed, { ...(parsed.limit !== undefined ? { limit: parsed.limit } : {}), ...(signal ? { signal } : {}) });
     const body = await primedStream(encodeRows(rows, parsed.format, record?.columns ?? []));
     return { contentType: contentTypes[parsed.format], body };
   }
@@ -146,7 +146,7 @@ export class MonitorService {
       ...(parsed.limit !== undefined ? { limit: parsed.limit } : {}),
       ...(signal ? { signal } : {}),
     });
-    const body = await primedStream(encodeRows(rows, 'jsonl'));
+    const body = await primedStream(encodeRows(inBatches(rows), 'jsonl'));
     return { contentType: contentTypes.jsonl, body };
   }
 }

@@ -33,9 +33,9 @@ export function parseLine(text: string): CollectedLine | undefined {
 /** Reads the JSON a `dataref` line points at (a blob URL of the same account). */
 export type RefResolver = (url: string) => Promise<unknown>;
 
-export interface RowsOfLineOptions {
-  payload: boolean;
-  resolveRef: RefResolver;
+/** True when the line's data is elsewhere and must be read before its rows exist. */
+export function needsRef(line: CollectedLine): line is CollectedLine & { dataref: string } {
+  return typeof line.dataref === 'string' && line.data === undefined;
 }
 
 function head(correlationid: string, index: number, time: unknown): Row {
@@ -46,15 +46,18 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
-/** The rows of one line. A record's own `correlationid`/`rowid`/`time` never override the line's. */
-export async function rowsOfLine(line: CollectedLine, options: RowsOfLineOptions): Promise<Row[]> {
+/**
+ * Appends the rows of one line to `into`. `data` is the line's data, or what its `dataref` points at. A
+ * record's own `correlationid`/`rowid`/`time` never override the line's.
+ */
+export function pushRows(into: Row[], line: CollectedLine, payload: boolean, data: unknown = line.data): void {
   const correlationid = String(line.correlationid ?? '');
-  const data = line.dataref !== undefined && line.data === undefined ? await options.resolveRef(line.dataref) : line.data;
-  if (options.payload) {
+  if (payload) {
     const row = head(correlationid, 0, line.time);
     row.data = data ?? null;
     for (const field of payloadRowFields) if (line[field] !== undefined) row[field] = line[field];
-    return [row];
+    into.push(row);
+    return;
   }
   if (!Array.isArray(data)) {
     const row = head(correlationid, 0, line.time);
@@ -64,9 +67,9 @@ export async function rowsOfLine(line: CollectedLine, options: RowsOfLineOptions
     } else {
       row.data = data ?? null;
     }
-    return [row];
+    into.push(row);
+    return;
   }
-  const rows: Row[] = new Array(data.length);
   for (let i = 0; i < data.length; i++) {
     const record = data[i];
     const row = head(correlationid, i, line.time);
@@ -76,8 +79,19 @@ export async function rowsOfLine(line: CollectedLine, options: RowsOfLineOptions
     } else {
       row.data = record ?? null;
     }
-    rows[i] = row;
+    into.push(row);
   }
+}
+
+export interface RowsOfLineOptions {
+  payload: boolean;
+  resolveRef: RefResolver;
+}
+
+/** The rows of one line, reading its `dataref` when it has one. */
+export async function rowsOfLine(line: CollectedLine, options: RowsOfLineOptions): Promise<Row[]> {
+  const rows: Row[] = [];
+  pushRows(rows, line, options.payload, needsRef(line) ? await options.resolveRef(line.dataref) : line.data);
   return rows;
 }
 

@@ -1,9 +1,9 @@
 import type { BlobServiceClient } from '@azure/storage-blob';
 import type { CollectionSource } from '../assets/collection-source';
 import { isPayloadCollection } from '../assets/collection-source';
-import { splitLines } from './lines';
+import { splitLineBatches } from './lines';
 import { folderStart, nextUnit, windowPrefixes } from './rolled-folders';
-import { parseLine, rowsOfLine, type RefResolver, type Row } from './rows';
+import { needsRef, parseLine, pushRows, type RefResolver, type Row } from './rows';
 
 /**
  * Reads the rows of one collection inside a time window, straight from the rolled blobs: only prefixes of
@@ -84,38 +84,67 @@ export function blobRefResolver(blobService: BlobServiceClient, signal?: AbortSi
   };
 }
 
-/** The rows of one blob, only those whose line time is inside the window. */
-export async function* blobRows(blobService: BlobServiceClient, source: WhereData & { collection: string }, blob: WindowBlob, window: TimeWindow, resolveRef: RefResolver, signal?: AbortSignal): AsyncGenerator<Row> {
+/** The rows of one blob whose line time is inside the window, a batch per downloaded chunk. */
+export async function* blobRowBatches(
+  blobService: BlobServiceClient,
+  source: WhereData & { collection: string },
+  blob: WindowBlob,
+  window: TimeWindow,
+  resolveRef: RefResolver,
+  signal?: AbortSignal,
+): AsyncGenerator<Row[]> {
   const payload = isPayloadCollection(source.collection);
   const client = blobService.getContainerClient(source.container).getBlobClient(blob.name);
+  // A folder wholly inside the window needs no time check: a line's time always falls in its own folder.
   const whole = blob.folderStart.getTime() >= window.start.getTime() && blob.folderEnd.getTime() <= window.end.getTime();
   const from = window.start.getTime();
   const to = window.end.getTime();
   const response = await client.download(0, undefined, { abortSignal: signal });
   const body = response.readableStreamBody;
   if (!body) return;
-  for await (const text of splitLines(body as AsyncIterable<Buffer>)) {
-    const line = parseLine(text);
-    if (!line) continue;
-    if (!whole) {
-      const time = typeof line.time === 'string' ? Date.parse(line.time) : NaN;
-      if (!(time >= from && time < to)) continue;
+  for await (const texts of splitLineBatches(body as AsyncIterable<Buffer>)) {
+    const rows: Row[] = [];
+    for (const text of texts) {
+      const line = parseLine(text);
+      if (!line) continue;
+      if (!whole) {
+        const time = typeof line.time === 'string' ? Date.parse(line.time) : NaN;
+        if (!(time >= from && time < to)) continue;
+      }
+      pushRows(rows, line, payload, needsRef(line) ? await resolveRef(line.dataref) : line.data);
     }
-    const rows = await rowsOfLine(line, { payload, resolveRef });
-    for (const row of rows) yield row;
+    if (rows.length > 0) yield rows;
   }
 }
 
-/** Every row of the collection in `[start, end)`, at most `limit`. */
-export async function* windowRows(blobService: BlobServiceClient, source: WhereData & { collection: string }, window: TimeWindow, options: ReadRowsOptions = {}): AsyncGenerator<Row> {
-  const limit = options.limit ?? Infinity;
-  if (limit <= 0) return;
+/** Every row of the collection in `[start, end)`, at most `limit`, in batches. */
+export async function* windowRowBatches(
+  blobService: BlobServiceClient,
+  source: WhereData & { collection: string },
+  window: TimeWindow,
+  options: ReadRowsOptions = {},
+): AsyncGenerator<Row[]> {
+  let left = options.limit ?? Infinity;
+  if (left <= 0) return;
   const resolveRef = blobRefResolver(blobService, options.signal);
-  let count = 0;
   for await (const blob of windowBlobs(blobService, source, window, options.signal)) {
-    for await (const row of blobRows(blobService, source, blob, window, resolveRef, options.signal)) {
-      yield row;
-      if (++count >= limit) return;
+    for await (const rows of blobRowBatches(blobService, source, blob, window, resolveRef, options.signal)) {
+      if (rows.length >= left) {
+        yield rows.slice(0, left);
+        return;
+      }
+      left -= rows.length;
+      yield rows;
     }
   }
+}
+
+/** The same rows one by one. */
+export async function* windowRows(
+  blobService: BlobServiceClient,
+  source: WhereData & { collection: string },
+  window: TimeWindow,
+  options: ReadRowsOptions = {},
+): AsyncGenerator<Row> {
+  for await (const rows of windowRowBatches(blobService, source, window, options)) yield* rows;
 }
