@@ -39,7 +39,6 @@ export interface PayloadLoggerStats {
  */
 export class PayloadLogger {
   readonly stats: PayloadLoggerStats = { sent: 0, dropped: 0, failed: 0 };
-  private readonly baseUrl: string;
   private readonly key: string;
   private readonly maxQueue: number;
   private readonly maxQueueBytes: number;
@@ -52,9 +51,12 @@ export class PayloadLogger {
   private queuedBytes = 0;
   private active = 0;
   private idle: Array<() => void> = [];
+  private scheduled = false;
+  private readonly urls: Record<PayloadLogEvent['collection'], URL>;
 
   constructor(options: PayloadLoggerOptions) {
-    this.baseUrl = options.deploymentUrl.replace(/\/+$/, '');
+    const base = options.deploymentUrl.replace(/\/+$/, '');
+    this.urls = { request: new URL(`${base}/request`), response: new URL(`${base}/response`) };
     this.key = options.key;
     this.maxQueue = options.maxQueue ?? 1000;
     this.maxQueueBytes = options.maxQueueBytes ?? 64 * 1024 * 1024;
@@ -78,7 +80,14 @@ export class PayloadLogger {
     }
     this.queue.push(event);
     this.queuedBytes += event.body.length;
-    this.pump();
+    // Start sending on the next turn of the event loop: the answer this log describes is flushed first.
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        this.pump();
+      });
+    }
     return true;
   }
 
@@ -118,7 +127,7 @@ export class PayloadLogger {
 
   private async send(event: PayloadLogEvent): Promise<void> {
     try {
-      await postWithRetry(this.sender, new URL(`${this.baseUrl}/${event.collection}`), event.body, { ...event.headers, 'x-mdc-key': this.key }, {
+      await postWithRetry(this.sender, this.urls[event.collection], event.body, { ...event.headers, 'x-mdc-key': this.key }, {
         retry: this.retry,
         events: 1,
         signal: this.stopping.signal,
