@@ -232,7 +232,7 @@ export async function startEventHubTrigger(init: EventHubTriggerOptions): Promis
       const grace = new Promise<void>((resolve) => setTimeout(resolve, init.shutdownGraceMs ?? 30_000).unref());
       await Promise.race([Promise.allSettled([...running]), grace]);
       // With Event Hubs unreachable the SDK's close can wait on reconnects for minutes; a stopping host lets go.
-      await bounded(subscription.close(), 10_000).catch((error) => log('warning', source, 'closing the subscription:', errorText(error)));
+      await bounded(subscription.close(), 5_000).catch((error) => log('warning', source, 'closing the subscription:', errorText(error)));
       await bounded(client.close(), 5_000).catch((error) => log('warning', source, 'closing the consumer:', errorText(error)));
     },
   };
