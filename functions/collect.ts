@@ -1,5 +1,5 @@
 import { app, type HttpFunctionOptions, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
-import { dataBlobService, eventHubProducer } from '../shared/clients';
+import { eventHubProducer } from '../shared/clients';
 import { readBody } from '../shared/collect/body-limit';
 import { collect as collectCalls } from '../shared/collect/ingest';
 import { deploymentStore } from '../shared/deployment-store';
@@ -11,13 +11,14 @@ export async function collect(request: HttpRequest, context: InvocationContext):
   try {
     const settings = getSettings();
     const body = await readBody(request.body, { maxBytes: settings.maxBodyBytes, contentLength: request.headers.get('content-length') });
+    const store = deploymentStore(settings);
     const answer = await collectCalls(
       { endpoint: request.params.endpoint, deployment: request.params.deployment, collection: request.params.collection, headers: request.headers, body },
       {
         settings,
-        store: deploymentStore(settings),
+        store,
         producer: eventHubProducer(settings),
-        staging: dataBlobService(settings).getContainerClient(settings.systemContainer),
+        staging: store.container,
       },
     );
     return { status: 202, headers: { 'x-mdc-correlation-id': answer.correlationid }, jsonBody: answer };

@@ -22,7 +22,8 @@ describe('custom logging bodies (SPEC §4)', () => {
   ];
 
   it('takes records, columns and envelopes, all as records', () => {
-    expect(parseCustomBody(bytes(JSON.stringify(rows)), 'json')).toEqual([{ rows }]);
+    // A bare records body is also kept as its text, to be forwarded without a second serialisation.
+    expect(parseCustomBody(bytes(` ${JSON.stringify(rows)}\n`), 'json')).toEqual([{ rows, rowsJson: JSON.stringify(rows) }]);
     expect(parseCustomBody(bytes(JSON.stringify({ LIMIT_BAL: [502970, 1000], AGE: [54, 21] })), 'json')).toEqual([{ rows }]);
     const envelope = { data: { LIMIT_BAL: [502970, 1000], AGE: [54, 21] }, correlationid: 'c-1', xrequestid: 'x-1', modelversion: '3', agent: 'a/1', time: '2024-03-05T19:16:25.123+01:00' };
     expect(parseCustomBody(bytes(JSON.stringify(envelope)), 'json')).toEqual([
@@ -36,7 +37,7 @@ describe('custom logging bodies (SPEC §4)', () => {
 
   it('takes NDJSON as one call per line, skipping blank lines', () => {
     const body = `${JSON.stringify(rows)}\n\n${JSON.stringify({ data: [rows[0]], correlationid: 'c-2' })}\n`;
-    expect(parseCustomBody(bytes(body), 'ndjson')).toEqual([{ rows }, { rows: [rows[0]], correlationid: 'c-2' }]);
+    expect(parseCustomBody(bytes(body), 'ndjson')).toEqual([{ rows, rowsJson: JSON.stringify(rows) }, { rows: [rows[0]], correlationid: 'c-2' }]);
   });
 
   it.each([

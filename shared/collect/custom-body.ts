@@ -8,6 +8,8 @@ export type Row = Record<string, unknown>;
 
 export interface CustomCall {
   rows: Row[];
+  /** The rows' JSON text as sent, when the call was a bare records array: it can be forwarded without re-serialising. */
+  rowsJson?: string;
   correlationid?: string;
   xrequestid?: string;
   modelversion?: string;
@@ -141,6 +143,11 @@ export function parseCall(value: unknown, prefix = ''): CustomCall {
   return call;
 }
 
+function withText(call: CustomCall, text: string): CustomCall {
+  if (Object.keys(call).length === 1 && text.trimStart().startsWith('[')) call.rowsJson = text.trim();
+  return call;
+}
+
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function decode(body: Uint8Array): string {
@@ -167,12 +174,12 @@ function parseJson(text: string, where: string, path?: string): unknown {
 export function parseCustomBody(body: Uint8Array, format: BodyFormat): CustomCall[] {
   const text = decode(body);
   if (text.trim() === '') throw badRequest('EmptyBody', 'the body is empty: send records, columns or an envelope');
-  if (format === 'json') return [parseCall(parseJson(text, 'the body'))];
+  if (format === 'json') return [withText(parseCall(parseJson(text, 'the body')), text)];
   const calls: CustomCall[] = [];
   text.split('\n').forEach((line, i) => {
     if (line.trim() === '') return;
     const prefix = `line ${i + 1}`;
-    calls.push(parseCall(parseJson(line, prefix, prefix), prefix));
+    calls.push(withText(parseCall(parseJson(line, prefix, prefix), prefix), line));
   });
   return calls;
 }

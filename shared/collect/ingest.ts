@@ -11,7 +11,7 @@ import { checkCollectionName, checkDeploymentName, isPayloadCollection } from '.
 import type { Settings } from '../settings';
 import { customBodyFormat, isJsonMediaType, mediaTypeOf, parseCustomBody, type CustomCall } from './custom-body';
 import { isSampledIn } from './sampling';
-import { sendEvents } from './send';
+import { senderFor } from './send';
 
 export interface CollectRequest {
   /** Route values as received; they are validated here. */
@@ -28,7 +28,7 @@ export interface CollectDependencies {
   producer: EventHubProducerClient;
   /** The system container, where payloads that cannot ride in an event are staged. */
   staging: ContainerClient;
-  /** How long Event Hubs may take before the answer is 503 (default 10 s). */
+  /** How long one send to Event Hubs may take before the answer is 503 (default 10 s; the first sender of a producer sets it). */
   sendTimeoutMs?: number;
   abortSignal?: AbortSignal;
 }
@@ -66,8 +66,8 @@ interface Call {
   agent: string;
   time: string;
   datacontenttype: string;
-  /** Parsed JSON data, or raw bytes to stage. */
-  data: { json: unknown } | { raw: Uint8Array };
+  /** Parsed JSON data (with its text when it can be forwarded as sent), or raw bytes to stage. */
+  data: { json: unknown; text?: string } | { raw: Uint8Array };
   extra: Pick<HubEvent, 'path' | 'method' | 'statuscode' | 'durationms' | 'headers'>;
 }
 
@@ -116,7 +116,7 @@ function customCalls(request: CollectRequest, now: string): Call[] {
       agent: call.agent ?? agent,
       time: call.time ?? now,
       datacontenttype: 'application/json',
-      data: { json: call.rows },
+      data: call.rowsJson === undefined ? { json: call.rows } : { json: call.rows, text: call.rowsJson },
       extra: {},
     };
   });
@@ -184,13 +184,20 @@ interface Prepared {
   stage?: { blob: string; bytes: Uint8Array; contentType: string };
 }
 
+/** The event's JSON with the data written as the caller's own (already validated) JSON text: no second serialisation. */
+function spliceData(event: HubEvent, text: string): string {
+  const { payload: _payload, ...rest } = event;
+  const head = JSON.stringify(rest);
+  return `${head.slice(0, -1)},"payload":{"kind":"inline","data":${text}}}`;
+}
+
 function prepare(call: Call, base: Pick<HubEvent, 'endpoint' | 'deployment' | 'collection' | 'source' | 'type'>, target: BlobTarget): Prepared {
   const id = randomUUID();
   const { data, extra, ...fields } = call;
   const make = (payload: Payload): HubEvent => ({ v: 1, id, ...base, ...fields, target, payload, ...extra });
   if ('json' in data) {
     const event = make({ kind: 'inline', data: data.json });
-    const body = Buffer.from(JSON.stringify(event));
+    const body = Buffer.from(data.text === undefined ? JSON.stringify(event) : spliceData(event, data.text));
     if (body.byteLength <= maxInlineEventBytes) return { event, body };
   }
   const blob = stagingBlobName({ ...base, id });
@@ -259,11 +266,7 @@ export async function collect(request: CollectRequest, deps: CollectDependencies
   );
   const events: EventData[] = prepared.map((p) => ({ body: p.body, contentType: 'application/json' }));
   try {
-    await sendEvents(deps.producer, events, {
-      partitionKey: partitionKeyOf(base),
-      timeoutMs: deps.sendTimeoutMs ?? defaultSendTimeoutMs,
-      ...options,
-    });
+    await senderFor(deps.producer, deps.sendTimeoutMs ?? defaultSendTimeoutMs).send(partitionKeyOf(base), events);
   } catch (error) {
     // Nothing was acknowledged, so the staged copies would never be referenced.
     await Promise.allSettled(staged.map(({ stage }) => deps.staging.getBlockBlobClient(stage!.blob).deleteIfExists()));
