@@ -3,6 +3,8 @@ import { appendOptions } from '../functions/append';
 import { collectOptions } from '../functions/collect';
 import { deploymentsOptions } from '../functions/deployments';
 import { healthOptions } from '../functions/health';
+import { getAssetOptions, listAssetsOptions, readAssetDataOptions, readJoinedOptions } from '../functions/monitor-api';
+import { registerAssetsOptions } from '../functions/register-assets';
 
 /**
  * The functions the local host serves: the very options objects that `functions/*.ts` pass to `app.http`,
@@ -13,10 +15,16 @@ export const httpFunctions: Record<string, HttpFunctionOptions> = {
   health: healthOptions,
   collect: collectOptions,
   deployments: deploymentsOptions,
+  'list-assets': listAssetsOptions,
+  'get-asset': getAssetOptions,
+  'read-asset-data': readAssetDataOptions,
+  'read-joined': readJoinedOptions,
 };
 
 export const eventHubFunctions: Record<string, EventHubFunctionOptions> = {
   append: appendOptions,
 };
 
-export const timerFunctions: Record<string, TimerFunctionOptions> = {};
+export const timerFunctions: Record<string, TimerFunctionOptions> = {
+  'register-assets': registerAssetsOptions,
+};
