@@ -4,6 +4,7 @@
  *
  * Ports and folder can be moved with MDC_LOCAL_HOST_PORT (7071), MDC_LOCAL_AZURITE_PORT (10000),
  * MDC_LOCAL_EVENTHUBS_PORT (5672) and MDC_LOCAL_DATA (.mdc-local), e.g. when a real Azurite already runs.
+ * MDC_LOCAL_HOST=off starts only Azurite and the emulator, for `func start`.
  */
 import path from 'node:path';
 import { startAzurite, type Azurite } from './azurite';
@@ -77,6 +78,13 @@ async function main(): Promise<void> {
     });
     stoppers.push(() => emulator.close());
     pointAtLocalServices(azurite, emulator);
+    if (/^(off|false|0)$/i.test(process.env.MDC_LOCAL_HOST ?? '')) {
+      // Services only, for `func start` to run the functions.
+      process.stdout.write(
+        `\nAzurite ${azurite.blobEndpoint} and Event Hubs amqp://${emulator.host}:${emulator.port} are running; now run \`func start\`. Ctrl-C stops them.\n`,
+      );
+      return;
+    }
     const host = await startLocalHost({
       port: port('MDC_LOCAL_HOST_PORT', 7071),
       localSettings: false,
