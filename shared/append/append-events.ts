@@ -43,6 +43,8 @@ export interface AppendSummary {
   files: string[];
 }
 
+const runChars = 256 * 1024;
+
 interface Accepted {
   sequenceNumber: number;
   event: HubEvent;
@@ -122,11 +124,19 @@ export async function appendEvents(events: readonly TriggeredEvent[], options: A
     summary.deadLettered += outcome.written;
   });
 
-  const fileGroups = groupBy(writable, (a) => `${a.partitionId}\n${a.event.target.container}\n${rolledFolderPath(a.event.target, a.event.time)}`);
+  // Many events of a batch share a second: work each folder out once.
+  const folders = new Map<string, string>();
+  const folderOf = (event: HubEvent) => {
+    const key = `${event.target.path}\n${event.target.rollingRate}\n${event.time}`;
+    let folder = folders.get(key);
+    if (folder === undefined) folders.set(key, (folder = rolledFolderPath(event.target, event.time)));
+    return folder;
+  };
+  const fileGroups = groupBy(writable, (a) => `${a.partitionId}\n${a.event.target.container}\n${folderOf(a.event)}`);
   await eachLimited([...fileGroups.values()], concurrency, async (group) => {
     const first = group[0]!;
     const container = service.getContainerClient(first.event.target.container);
-    const folder = rolledFolderPath(first.event.target, first.event.time);
+    const folder = folderOf(first.event);
     const files: RolledFiles = { container: first.event.target.container, folder, instanceId: first.partitionId };
     let lines = 0;
     const outcome = await writer.write(
@@ -135,12 +145,20 @@ export async function appendEvents(events: readonly TriggeredEvent[], options: A
       group,
       async function* (pending) {
         lines = 0;
+        // Inline lines are handed on in runs rather than one by one: one await per line costs more than the line.
+        let run = '';
         for (const line of planLines(pending, maxInline)) {
           const head = line.members[0]!;
-          const data =
-            line.json !== undefined
-              ? ({ kind: 'data', json: line.json } as const)
-              : await resolveStaged(head.event, head.event.payload as Extract<HubEvent['payload'], { kind: 'staged' }>, head.stagedBytes!, {
+          lines += 1;
+          if (line.json !== undefined) {
+            run += buildLine(head.event, { kind: 'data', json: line.json });
+            if (run.length >= runChars) {
+              yield run;
+              run = '';
+            }
+            continue;
+          }
+          const data = await resolveStaged(head.event, head.event.payload as Extract<HubEvent['payload'], { kind: 'staged' }>, head.stagedBytes!, {
                   service,
                   systemContainer,
                   container,
@@ -148,9 +166,9 @@ export async function appendEvents(events: readonly TriggeredEvent[], options: A
                   maxInlineBytes: maxInline,
                   ...(signal ? { signal } : {}),
                 });
-          lines += 1;
-          yield buildLine(head.event, data);
+          run += buildLine(head.event, data);
         }
+        if (run !== '') yield run;
       },
       signal,
     );

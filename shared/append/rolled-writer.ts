@@ -29,7 +29,7 @@ export interface Sequenced {
 }
 
 /** Produces the bytes for the items not yet written, in order. */
-export type RenderLines<T> = (pending: T[], signal: AbortSignal | undefined) => AsyncIterable<string | Uint8Array>;
+export type RenderLines<T> = (pending: T[], signal: AbortSignal | undefined) => AsyncIterable<string>;
 
 export interface RolledWriterOptions {
   /** A file takes no more blocks after this many; the next write starts `<instance>_<n+1>.jsonl`. Default 1000. */
@@ -97,10 +97,6 @@ function isConflict(error: unknown): boolean {
   if (error.statusCode === 412 || error.statusCode === 409) return true;
   // Another writer's commit discards blocks we staged but had not committed.
   return error.statusCode === 400 && error.code === 'InvalidBlockList';
-}
-
-function toBuffer(piece: string | Uint8Array): Buffer {
-  return typeof piece === 'string' ? Buffer.from(piece, 'utf8') : Buffer.isBuffer(piece) ? piece : Buffer.from(piece);
 }
 
 export class RolledWriter {
@@ -189,38 +185,44 @@ export class RolledWriter {
     throw new AppendConflictError(`gave up on ${key} after ${this.maxConflicts} conflicting writes`);
   }
 
-  /** Stages the rendered bytes in blocks of `blockBytes`, holding at most one block in memory. */
+  /**
+   * Stages the rendered text in blocks of `blockBytes`, holding at most about one block in memory. Text is
+   * turned into bytes once per block, not once per line: per-line buffers cost more in GC than the writing.
+   */
   private async stage(
     blob: BlockBlobClient,
-    pieces: AsyncIterable<string | Uint8Array>,
+    pieces: AsyncIterable<string>,
     idOf: (part: number) => string,
     signal: AbortSignal | undefined,
   ): Promise<{ ids: string[]; bytes: number }> {
     const ids: string[] = [];
-    let buffered: Buffer[] = [];
-    let size = 0;
     let total = 0;
+    let carry: Buffer = Buffer.alloc(0);
+    let texts: string[] = [];
+    let size = 0;
     const flush = async (block: Buffer) => {
       const id = idOf(ids.length);
       await blob.stageBlock(id, block, block.length, { abortSignal: signal });
       ids.push(id);
       total += block.length;
     };
-    for await (const piece of pieces) {
-      let bytes = toBuffer(piece);
-      while (size + bytes.length >= this.blockBytes) {
-        const take = this.blockBytes - size;
-        await flush(Buffer.concat([...buffered, bytes.subarray(0, take)]));
+    const drain = async (final: boolean) => {
+      let bytes = texts.length === 0 ? carry : Buffer.concat([carry, Buffer.from(texts.join(''), 'utf8')]);
+      texts = [];
+      while (bytes.length >= this.blockBytes || (final && bytes.length > 0)) {
+        const take = Math.min(this.blockBytes, bytes.length);
+        await flush(bytes.subarray(0, take));
         bytes = bytes.subarray(take);
-        buffered = [];
-        size = 0;
       }
-      if (bytes.length > 0) {
-        buffered.push(bytes);
-        size += bytes.length;
-      }
+      carry = bytes;
+      size = carry.length;
+    };
+    for await (const text of pieces) {
+      texts.push(text);
+      size += Buffer.byteLength(text, 'utf8');
+      if (size >= this.blockBytes) await drain(false);
     }
-    if (size > 0) await flush(Buffer.concat(buffered));
+    await drain(true);
     return { ids, bytes: total };
   }
 
