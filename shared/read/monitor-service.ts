@@ -10,7 +10,7 @@ import { checkDeploymentName } from '../names';
 import { contentTypes, encodeRows, inBatches, primedStream } from './encode';
 import { joinedRows } from './join';
 import { parseReadQuery } from './query';
-import { windowRowBatches } from './window-reader';
+import { windowJsonl, windowRowBatches } from './window-reader';
 
 /**
  * The read API for monitors (SPEC §8), without Functions: the catalog, the rows of an asset in a window, and
@@ -123,8 +123,12 @@ export class MonitorService {
     // A deployment deleted since keeps its data (SPEC §9): read it where the catalog last saw it.
     const where = source ?? (record?.progress ? { ...record.progress, collection: record.collection } : undefined);
     if (!where) throw new CollectorError(404, 'AssetNotFound', `data asset ${quote(name)} has no readable location any more`, { path: 'name' });
-    const rows = windowRowBatches(this.options.blobService, where, parsed, { ...(parsed.limit !== undefined ? { limit: parsed.limit } : {}), ...(signal ? { signal } : {}) });
-    const body = await primedStream(encodeRows(rows, parsed.format, record?.columns ?? []));
+    const options = { ...(parsed.limit !== undefined ? { limit: parsed.limit } : {}), ...(signal ? { signal } : {}) };
+    const chunks =
+      parsed.format === 'jsonl'
+        ? windowJsonl(this.options.blobService, where, parsed, options)
+        : encodeRows(windowRowBatches(this.options.blobService, where, parsed, options), parsed.format, record?.columns ?? []);
+    const body = await primedStream(chunks);
     return { contentType: contentTypes[parsed.format], body };
   }
 

@@ -3,6 +3,7 @@ import type { CollectionSource } from '../assets/collection-source';
 import { isPayloadCollection } from '../assets/collection-source';
 import { splitLineBatches } from './lines';
 import { folderStart, nextUnit, windowPrefixes } from './rolled-folders';
+import { scanLine, scannedRowsText } from './line-scan';
 import { needsRef, parseLine, pushRows, type RefResolver, type Row } from './rows';
 
 /**
@@ -84,6 +85,33 @@ export function blobRefResolver(blobService: BlobServiceClient, signal?: AbortSi
   };
 }
 
+interface BlobLines {
+  /** False when the blob's folder straddles an end of the window, so each line's time must be checked. */
+  whole: boolean;
+  from: number;
+  to: number;
+  batches: AsyncGenerator<string[]>;
+}
+
+async function blobLines(blobService: BlobServiceClient, source: WhereData, blob: WindowBlob, window: TimeWindow, signal?: AbortSignal): Promise<BlobLines> {
+  const client = blobService.getContainerClient(source.container).getBlobClient(blob.name);
+  const response = await client.download(0, undefined, { abortSignal: signal });
+  const body = (response.readableStreamBody ?? []) as AsyncIterable<Buffer>;
+  return {
+    // A line's time always falls in its own folder, so a folder wholly inside the window needs no check.
+    whole: blob.folderStart.getTime() >= window.start.getTime() && blob.folderEnd.getTime() <= window.end.getTime(),
+    from: window.start.getTime(),
+    to: window.end.getTime(),
+    batches: splitLineBatches(body),
+  };
+}
+
+function inWindow(lines: BlobLines, time: unknown): boolean {
+  if (lines.whole) return true;
+  const at = typeof time === 'string' ? Date.parse(time) : NaN;
+  return at >= lines.from && at < lines.to;
+}
+
 /** The rows of one blob whose line time is inside the window, a batch per downloaded chunk. */
 export async function* blobRowBatches(
   blobService: BlobServiceClient,
@@ -94,27 +122,68 @@ export async function* blobRowBatches(
   signal?: AbortSignal,
 ): AsyncGenerator<Row[]> {
   const payload = isPayloadCollection(source.collection);
-  const client = blobService.getContainerClient(source.container).getBlobClient(blob.name);
-  // A folder wholly inside the window needs no time check: a line's time always falls in its own folder.
-  const whole = blob.folderStart.getTime() >= window.start.getTime() && blob.folderEnd.getTime() <= window.end.getTime();
-  const from = window.start.getTime();
-  const to = window.end.getTime();
-  const response = await client.download(0, undefined, { abortSignal: signal });
-  const body = response.readableStreamBody;
-  if (!body) return;
-  for await (const texts of splitLineBatches(body as AsyncIterable<Buffer>)) {
+  const lines = await blobLines(blobService, source, blob, window, signal);
+  for await (const texts of lines.batches) {
     const rows: Row[] = [];
     for (const text of texts) {
       const line = parseLine(text);
-      if (!line) continue;
-      if (!whole) {
-        const time = typeof line.time === 'string' ? Date.parse(line.time) : NaN;
-        if (!(time >= from && time < to)) continue;
-      }
+      if (!line || !inWindow(lines, line.time)) continue;
       pushRows(rows, line, payload, needsRef(line) ? await resolveRef(line.dataref) : line.data);
     }
     if (rows.length > 0) yield rows;
   }
+}
+
+/** JSONL is written in chunks of about this size: one HTTP write per row would cost more than the row. */
+const chunkChars = 64 * 1024;
+
+/**
+ * The rows of `[start, end)` as JSONL bytes, at most `limit`. The same rows as `windowRowBatches`, but
+ * ordinary custom-logging lines are copied record by record instead of parsed and serialized again.
+ */
+export async function* windowJsonl(
+  blobService: BlobServiceClient,
+  source: WhereData & { collection: string },
+  window: TimeWindow,
+  options: ReadRowsOptions = {},
+): AsyncGenerator<Buffer> {
+  let left = options.limit ?? Infinity;
+  if (left <= 0) return;
+  const payload = isPayloadCollection(source.collection);
+  const resolveRef = blobRefResolver(blobService, options.signal);
+  let pending = '';
+  for await (const blob of windowBlobs(blobService, source, window, options.signal)) {
+    const lines = await blobLines(blobService, source, blob, window, options.signal);
+    for await (const texts of lines.batches) {
+      for (const text of texts) {
+        const scanned = payload ? undefined : scanLine(text);
+        if (scanned) {
+          if (!inWindow(lines, scanned.time.slice(1, -1))) continue;
+          const count = scanned.records.length / 2;
+          if (count > left) scanned.records = scanned.records.slice(0, left * 2);
+          pending += scannedRowsText(text, scanned);
+          left -= Math.min(count, left);
+        } else {
+          const line = parseLine(text);
+          if (!line || !inWindow(lines, line.time)) continue;
+          const rows: Row[] = [];
+          pushRows(rows, line, payload, needsRef(line) ? await resolveRef(line.dataref) : line.data);
+          for (const row of rows.slice(0, left)) pending += `${JSON.stringify(row)}\n`;
+          left -= Math.min(rows.length, left);
+        }
+        if (left <= 0) {
+          await lines.batches.return(undefined);
+          yield Buffer.from(pending);
+          return;
+        }
+      }
+      if (pending.length >= chunkChars) {
+        yield Buffer.from(pending);
+        pending = '';
+      }
+    }
+  }
+  if (pending) yield Buffer.from(pending);
 }
 
 /** Every row of the collection in `[start, end)`, at most `limit`, in batches. */

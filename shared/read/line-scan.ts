@@ -1,0 +1,159 @@
+/**
+ * A structural scan of a collected line that finds `time`, `correlationid` and the text of each record of
+ * `data` without building objects. JSONL output then copies each record's own text behind its id columns,
+ * instead of parsing the line and serializing every row again: that was most of the read API's CPU time.
+ *
+ * It only takes the common shape (custom logging, `data` an array of objects, plain ids); anything else is
+ * `undefined`, and the caller parses the line the ordinary way. Equal output is held by test/read-units.
+ */
+
+export interface ScannedLine {
+  /** The JSON string texts, quotes included. */
+  correlationid: string;
+  time: string;
+  /** `[start, end)` of each record's `{...}` in the line. */
+  records: number[];
+}
+
+const QUOTE = 34;
+const BACKSLASH = 92;
+const OPEN_BRACE = 123;
+const CLOSE_BRACE = 125;
+const OPEN_BRACKET = 91;
+const CLOSE_BRACKET = 93;
+const COMMA = 44;
+const COLON = 58;
+
+function skipSpace(text: string, i: number): number {
+  for (;;) {
+    const c = text.charCodeAt(i);
+    if (c === 32 || c === 9 || c === 13 || c === 10) i++;
+    else return i;
+  }
+}
+
+/** The index after the string that starts at `i` (a quote), or -1. */
+function skipString(text: string, i: number): number {
+  let at = i + 1;
+  for (;;) {
+    const quote = text.indexOf('"', at);
+    if (quote < 0) return -1;
+    let slashes = 0;
+    for (let k = quote - 1; text.charCodeAt(k) === BACKSLASH; k--) slashes++;
+    if (slashes % 2 === 0) return quote + 1;
+    at = quote + 1;
+  }
+}
+
+/** The index after the value that starts at `i`, or -1. */
+function skipValue(text: string, i: number): number {
+  const c = text.charCodeAt(i);
+  if (c === QUOTE) return skipString(text, i);
+  if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+    let depth = 0;
+    for (let k = i; k < text.length; k++) {
+      const d = text.charCodeAt(k);
+      if (d === QUOTE) {
+        k = skipString(text, k) - 1;
+        if (k < 0) return -1;
+      } else if (d === OPEN_BRACE || d === OPEN_BRACKET) {
+        depth++;
+      } else if (d === CLOSE_BRACE || d === CLOSE_BRACKET) {
+        if (--depth === 0) return k + 1;
+      }
+    }
+    return -1;
+  }
+  let k = i;
+  for (; k < text.length; k++) {
+    const d = text.charCodeAt(k);
+    if (d === COMMA || d === CLOSE_BRACE || d === CLOSE_BRACKET || d === 32 || d === 9 || d === 13 || d === 10) break;
+  }
+  return k > i ? k : -1;
+}
+
+// A record with a key of its own named like an id column would need the slow path's override rule.
+const idKey = /"(?:correlationid|rowid|time)"\s*:/;
+
+function scanRecords(text: string, i: number): { end: number; records: number[] } | undefined {
+  const records: number[] = [];
+  let at = skipSpace(text, i + 1);
+  if (text.charCodeAt(at) === CLOSE_BRACKET) return { end: at + 1, records };
+  for (;;) {
+    if (text.charCodeAt(at) !== OPEN_BRACE) return undefined;
+    const end = skipValue(text, at);
+    if (end < 0) return undefined;
+    if (idKey.test(text.slice(at, end))) return undefined;
+    records.push(at, end);
+    at = skipSpace(text, end);
+    const c = text.charCodeAt(at);
+    if (c === CLOSE_BRACKET) return { end: at + 1, records };
+    if (c !== COMMA) return undefined;
+    at = skipSpace(text, at + 1);
+  }
+}
+
+/** A string value without escapes, so its text can be reused inside another string. */
+function plainString(text: string, start: number, end: number): boolean {
+  return text.charCodeAt(start) === QUOTE && text.slice(start, end).indexOf('\\') === -1;
+}
+
+export function scanLine(text: string): ScannedLine | undefined {
+  let i = skipSpace(text, 0);
+  if (text.charCodeAt(i) !== OPEN_BRACE) return undefined;
+  i = skipSpace(text, i + 1);
+  let correlationid: string | undefined;
+  let time: string | undefined;
+  let records: number[] | undefined;
+  if (text.charCodeAt(i) === CLOSE_BRACE) return undefined;
+  for (;;) {
+    if (text.charCodeAt(i) !== QUOTE) return undefined;
+    const keyEnd = skipString(text, i);
+    if (keyEnd < 0) return undefined;
+    const key = text.slice(i + 1, keyEnd - 1);
+    i = skipSpace(text, keyEnd);
+    if (text.charCodeAt(i) !== COLON) return undefined;
+    const valueStart = skipSpace(text, i + 1);
+    let valueEnd: number;
+    if (key === 'data') {
+      if (text.charCodeAt(valueStart) !== OPEN_BRACKET) return undefined;
+      const scanned = scanRecords(text, valueStart);
+      if (!scanned) return undefined;
+      records = scanned.records;
+      valueEnd = scanned.end;
+    } else {
+      valueEnd = skipValue(text, valueStart);
+      if (valueEnd < 0) return undefined;
+      if (key === 'correlationid' || key === 'time') {
+        if (!plainString(text, valueStart, valueEnd)) return undefined;
+        if (key === 'correlationid') correlationid = text.slice(valueStart, valueEnd);
+        else time = text.slice(valueStart, valueEnd);
+      } else if (key === 'dataref' || key === 'datainblob' || key.indexOf('\\') >= 0) {
+        return undefined;
+      }
+    }
+    i = skipSpace(text, valueEnd);
+    const c = text.charCodeAt(i);
+    if (c === CLOSE_BRACE) break;
+    if (c !== COMMA) return undefined;
+    i = skipSpace(text, i + 1);
+  }
+  if (skipSpace(text, i + 1) !== text.length) return undefined;
+  if (correlationid === undefined || time === undefined || records === undefined) return undefined;
+  return { correlationid, time, records };
+}
+
+/** The JSONL rows of a scanned line: the same JSON values as `JSON.stringify` of the parsed rows, records' text kept as written. */
+export function scannedRowsText(text: string, line: ScannedLine): string {
+  let out = '';
+  const cid = line.correlationid.slice(1, -1);
+  const head = `{"correlationid":${line.correlationid},"rowid":"${cid}_`;
+  const tail = `","time":${line.time}`;
+  for (let r = 0, n = 0; r < line.records.length; r += 2, n++) {
+    const start = line.records[r]!;
+    const end = line.records[r + 1]!;
+    const body = skipSpace(text, start + 1) === end - 1 ? '}' : `,${text.slice(start + 1, end)}`;
+    out += `${head}${n}${tail}${body}\n`;
+  }
+  return out;
+}
