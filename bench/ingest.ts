@@ -1,0 +1,206 @@
+/**
+ * Ingest throughput: `collect` (through the local host, with validation, key check, sampling and §5 fields)
+ * against a bare node:http server that forwards the same bodies to the same Event Hubs emulator unchecked.
+ * autocannon, 32 connections, 1-row and 100-row bodies. Prints a table and writes its section of BENCHMARKS.md.
+ *
+ *   npm run bench:ingest            (BENCH_SECONDS=10 per run by default)
+ *
+ * Each server runs in its own process, as does the emulator, so autocannon does not share their event loop.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import autocannon from 'autocannon';
+import { EventHubProducerClient } from '@azure/event-hubs';
+import { collectOptions } from '../functions/collect';
+import { deploymentsOptions } from '../functions/deployments';
+import { startAzurite } from '../local/azurite';
+import { startEventHubsEmulator } from '../local/eventhubs';
+import { startLocalHost } from '../local/host';
+
+const connections = 32;
+const seconds = Number(process.env.BENCH_SECONDS ?? 10);
+const warmupSeconds = 2;
+const adminKey = 'bench-admin-key-0123456789';
+const hubName = 'mdc-events';
+const root = path.resolve(__dirname, '..');
+
+function rowsBody(n: number): string {
+  return JSON.stringify(Array.from({ length: n }, (_, i) => ({ LIMIT_BAL: 500_000 + i, AGE: 20 + (i % 50), SEX: i % 2, EDUCATION: 'university', PAY_0: -1 })));
+}
+
+// ---- child processes ---------------------------------------------------------------------------------
+
+async function serveEmulator(): Promise<void> {
+  const emulator = await startEventHubsEmulator({ port: 0, dataDir: process.env.BENCH_DATA_DIR!, hubs: [{ name: hubName, partitionCount: 4, consumerGroups: ['$Default'] }] });
+  ready(emulator.connectionString());
+}
+
+async function serveCollect(): Promise<void> {
+  const host = await startLocalHost({
+    port: 0,
+    log: () => undefined,
+    localSettings: false,
+    functions: { httpFunctions: { collect: collectOptions, deployments: deploymentsOptions } },
+  });
+  ready(host.url);
+}
+
+/** The baseline: read the body, send it as one event, answer 202. No names, keys, parsing or staging. */
+async function serveBaseline(): Promise<void> {
+  const producer = new EventHubProducerClient(process.env.MDC_EVENTHUB!, hubName);
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      producer.sendBatch([{ body: Buffer.concat(chunks), contentType: 'application/json' }], { partitionKey: 'bench-ep/blue' }).then(
+        () => {
+          res.writeHead(202, { 'content-type': 'application/json' });
+          res.end('{"accepted":1}');
+        },
+        () => {
+          res.writeHead(503);
+          res.end();
+        },
+      );
+    });
+  });
+  server.listen(0, '127.0.0.1', () => ready(`http://127.0.0.1:${(server.address() as { port: number }).port}`));
+}
+
+function ready(value: string): void {
+  process.stdout.write(`ready ${value}\n`);
+}
+
+// ---- the parent --------------------------------------------------------------------------------------
+
+const children: ChildProcess[] = [];
+
+function spawnServer(role: string, env: Record<string, string>): Promise<string> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'bench', 'ingest.ts'), '--serve', role], {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const match = /^ready (.+)$/.exec(line);
+      if (match) resolve(match[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`${role} exited with ${code} before it was ready`)));
+  });
+}
+
+interface Measured {
+  body: string;
+  server: string;
+  eventsPerSecond: number;
+  p50: number;
+  p99: number;
+  failures: number;
+}
+
+async function measure(url: string, body: string, headers: Record<string, string>, label: { body: string; server: string }): Promise<Measured> {
+  const options = { url, method: 'POST' as const, connections, body, headers: { 'content-type': 'application/json', ...headers } };
+  await autocannon({ ...options, duration: warmupSeconds });
+  const result = await autocannon({ ...options, duration: seconds });
+  return {
+    ...label,
+    eventsPerSecond: result['2xx'] / seconds,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    failures: result.non2xx + result.errors + result.timeouts,
+  };
+}
+
+function table(rows: Measured[], ratios: Map<string, number>): string {
+  const lines = [
+    `| body | server | events/s | p50 ms | p99 ms | failed requests | vs baseline |`,
+    `|---|---|---:|---:|---:|---:|---:|`,
+  ];
+  for (const r of rows) {
+    const ratio = r.server === 'collect' ? ratios.get(r.body)!.toFixed(2) : '1.00';
+    lines.push(`| ${r.body} | ${r.server} | ${Math.round(r.eventsPerSecond)} | ${r.p50} | ${r.p99} | ${r.failures} | ${ratio} |`);
+  }
+  return lines.join('\n');
+}
+
+/** Replaces this benchmark's section of BENCHMARKS.md (from its heading to the next `## `), keeping the others. */
+function writeSection(markdown: string): void {
+  const file = path.join(root, 'BENCHMARKS.md');
+  const heading = '## Ingest (`npm run bench:ingest`)';
+  const existing = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
+  const section = `${heading}\n\n${markdown.trim()}\n`;
+  const start = existing.indexOf(heading);
+  let next: string;
+  if (start === -1) next = `${existing.trimEnd()}\n\n${section}`;
+  else {
+    const after = existing.indexOf('\n## ', start + heading.length);
+    next = existing.slice(0, start) + section + (after === -1 ? '' : `\n${existing.slice(after + 1)}`);
+  }
+  writeFileSync(file, next.endsWith('\n') ? next : `${next}\n`);
+}
+
+async function main(): Promise<void> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'mdc-bench-ingest-'));
+  const azurite = await startAzurite();
+  try {
+    const eventHub = await spawnServer('emulator', { BENCH_DATA_DIR: dataDir });
+    const env = {
+      AzureWebJobsStorage: azurite.connectionString,
+      MDC_STORAGE: azurite.connectionString,
+      MDC_EVENTHUB: eventHub,
+      MDC_EVENTHUB_NAME: hubName,
+      MDC_ADMIN_KEY: adminKey,
+    };
+    const [collectUrl, baselineUrl] = await Promise.all([spawnServer('collect', env), spawnServer('baseline', env)]);
+
+    const created = await fetch(`${collectUrl}/api/deployments/bench-ep/blue`, {
+      method: 'PUT',
+      headers: { 'x-mdc-admin-key': adminKey },
+      body: 'data_collector:\n  collections:\n    model_inputs:\n      enabled: true\n',
+    });
+    if (created.status !== 201) throw new Error(`could not register the deployment: ${created.status} ${await created.text()}`);
+    const { ingestKey } = (await created.json()) as { ingestKey: string };
+
+    const rows: Measured[] = [];
+    const ratios = new Map<string, number>();
+    for (const [label, body] of [['1 row', rowsBody(1)], ['100 rows', rowsBody(100)]] as const) {
+      const base = await measure(baselineUrl, body, {}, { body: label, server: 'baseline (bare node:http)' });
+      const ours = await measure(`${collectUrl}/api/collect/bench-ep/blue/model_inputs`, body, { 'x-mdc-key': ingestKey }, { body: label, server: 'collect' });
+      rows.push(base, ours);
+      ratios.set(label, ours.eventsPerSecond / base.eventsPerSecond);
+      console.log(`${label}: baseline ${Math.round(base.eventsPerSecond)}/s, collect ${Math.round(ours.eventsPerSecond)}/s`);
+    }
+
+    const worst = Math.min(...ratios.values());
+    const markdown = [
+      `${connections} connections, ${seconds} s per run after ${warmupSeconds} s of warm-up, on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}.`,
+      'Each request is one event on the hub. The baseline is a bare `node:http` server that sends the same body as one event to the same',
+      'emulator, with no validation; `collect` runs through the local host with names, key, body parsing, sampling and the §5 fields.',
+      '',
+      table(rows, ratios),
+      '',
+      `Target: collect at least 0.70 of the baseline's throughput. Worst ratio this run: **${worst.toFixed(2)}** (${worst >= 0.7 ? 'met' : 'NOT met'}).`,
+    ].join('\n');
+    console.log(`\n${markdown}\n`);
+    writeSection(markdown);
+  } finally {
+    for (const child of children) child.kill('SIGTERM');
+    await azurite.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+const serveIndex = process.argv.indexOf('--serve');
+const role = serveIndex === -1 ? undefined : process.argv[serveIndex + 1];
+const run = role === 'emulator' ? serveEmulator : role === 'collect' ? serveCollect : role === 'baseline' ? serveBaseline : main;
+run().catch((error) => {
+  console.error(error);
+  for (const child of children) child.kill('SIGTERM');
+  process.exit(1);
+});

@@ -1,0 +1,199 @@
+/**
+ * `npm run bench:read`: rows per second that the read API streams over HTTP for a window of about 1 GB of
+ * collected data, against the limit measured in the same run, a raw download of the same blobs, and the
+ * peak RSS of this process (host and reader) for the whole window and for an eighth of it: flat memory means
+ * both peaks are alike. Writes its section of BENCHMARKS.md.
+ *
+ * MDC_BENCH_READ_MB sets the size (default 1024).
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { BlobServiceClient } from '@azure/storage-blob';
+import { startAzurite } from '../local/azurite';
+import { startLocalHost } from '../local/host';
+import { readAssetDataOptions } from '../functions/monitor-api';
+import { parseDataCollector } from '../shared/deployment-config';
+import { DeploymentStore } from '../shared/deployment-store';
+import { rolledFolder } from '../shared/read/rolled-folders';
+
+const targetMB = Number(process.env.MDC_BENCH_READ_MB ?? 1024);
+const blobMB = 64;
+const rowsPerLine = 5;
+const endpoint = 'bench-ep';
+const deployment = 'blue';
+const container = 'azureml-blobstore';
+const dataPath = `modelDataCollector/${endpoint}/${deployment}/model_inputs`;
+const firstHour = Date.UTC(2024, 2, 5, 0);
+
+function line(time: string, n: number): string {
+  const rows = [];
+  for (let r = 0; r < rowsPerLine; r++) {
+    rows.push({ AGE: 20 + ((n + r) % 50), LIMIT_BAL: 1000 * ((n * 7 + r) % 900), SEX: r % 2 ? 'F' : 'M', EDUCATION: (n + r) % 4, PAY_0: (r % 3) - 1, BILL_AMT1: (n % 10000) / 3 });
+  }
+  const data = JSON.stringify(rows);
+  const id = randomUUID();
+  return JSON.stringify({
+    specversion: '1.0',
+    id,
+    source: `/subscriptions//resourceGroups//providers/Microsoft.MachineLearningServices/workspaces//onlineEndpoints/${endpoint}/deployments/${deployment}`,
+    type: 'azureml.inference.model_inputs',
+    datacontenttype: 'application/json',
+    time,
+    data: rows,
+    correlationid: id,
+    xrequestid: id,
+    modelversion: 'default',
+    collectdatatype: 'pandas.core.frame.DataFrame',
+    agent: 'bench',
+    contentrange: `bytes 0-${data.length - 1}/${data.length}`,
+  });
+}
+
+/** One rolled file of about `blobMB`, its lines spread over the hour. */
+function blobContent(hour: number, seed: number): { bytes: Buffer; rows: number } {
+  const target = blobMB * 1024 * 1024;
+  const parts: string[] = [];
+  let size = 0;
+  let lines = 0;
+  while (size < target) {
+    const second = Math.floor((lines / 70_000) * 3600) % 3600;
+    const text = `${line(new Date(firstHour + hour * 3_600_000 + second * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'), seed + lines)}\n`;
+    parts.push(text);
+    size += text.length;
+    lines += 1;
+  }
+  return { bytes: Buffer.from(parts.join('')), rows: lines * rowsPerLine };
+}
+
+interface Measured {
+  seconds: number;
+  bytes: number;
+  rows: number;
+  peakRssMB: number;
+}
+
+async function measure(work: () => Promise<{ bytes: number; rows: number }>): Promise<Measured> {
+  global.gc?.();
+  let peak = process.memoryUsage().rss;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }, 50);
+  const started = process.hrtime.bigint();
+  try {
+    const { bytes, rows } = await work();
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    return { seconds, bytes, rows, peakRssMB: Math.round(Math.max(peak, process.memoryUsage().rss) / 1024 / 1024) };
+  } finally {
+    clearInterval(sampler);
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'mdc-bench-read-'));
+  const azurite = await startAzurite({ location: dir });
+  const adminKey = 'bench-admin-key-0123456789';
+  Object.assign(process.env, {
+    AzureWebJobsStorage: azurite.connectionString,
+    MDC_STORAGE: azurite.connectionString,
+    // Not used by the read path, but a valid setting is required to start.
+    MDC_EVENTHUB: 'Endpoint=sb://127.0.0.1;SharedAccessKeyName=k;SharedAccessKey=v;UseDevelopmentEmulator=true',
+    MDC_EVENTHUB_NAME: 'mdc-events',
+    MDC_ADMIN_KEY: adminKey,
+  });
+  const host = await startLocalHost({ port: 0, localSettings: false, functions: { httpFunctions: { 'read-asset-data': readAssetDataOptions } }, log: () => undefined });
+  try {
+    const blobService = BlobServiceClient.fromConnectionString(azurite.connectionString);
+    const store = new DeploymentStore(blobService.getContainerClient('mdc-system'));
+    const config = parseDataCollector({ collections: { model_inputs: { enabled: 'True' } } }, { endpoint, deployment, datastores: { workspaceblobstore: container } });
+    const { keys } = await store.put(endpoint, deployment, config);
+    const readKey = keys!.readKey;
+
+    const data = blobService.getContainerClient(container);
+    await data.createIfNotExists();
+    const blobCount = Math.max(1, Math.ceil(targetMB / blobMB));
+    let totalRows = 0;
+    const names: string[] = [];
+    const writing = Date.now();
+    for (let i = 0; i < blobCount; i++) {
+      const { bytes, rows } = blobContent(i, i * 1_000_000);
+      const name = `${dataPath}/${rolledFolder('Hour', new Date(firstHour + i * 3_600_000))}/0.jsonl`;
+      await data.getBlockBlobClient(name).uploadData(bytes, { blockSize: 8 * 1024 * 1024, concurrency: 4 });
+      names.push(name);
+      totalRows += rows;
+    }
+    console.log(`wrote ${blobCount} blobs of ${blobMB} MB (${totalRows} rows) in ${((Date.now() - writing) / 1000).toFixed(1)} s`);
+
+    const raw = await measure(async () => {
+      let bytes = 0;
+      for (const name of names) {
+        const response = await data.getBlobClient(name).download();
+        for await (const chunk of response.readableStreamBody as AsyncIterable<Buffer>) bytes += chunk.length;
+      }
+      return { bytes, rows: totalRows };
+    });
+
+    const end = new Date(firstHour + blobCount * 3_600_000).toISOString();
+    const start = new Date(firstHour).toISOString();
+    const overHttp = (windowEnd: string, format: string) => async () => {
+      const url = `${host.url}/api/assets/${endpoint}-${deployment}-model_inputs/data?start=${start}&end=${windowEnd}&format=${format}`;
+      const response = await fetch(url, { headers: { 'x-mdc-key': readKey } });
+      if (response.status !== 200) throw new Error(`read answered ${response.status}: ${await response.text()}`);
+      let bytes = 0;
+      let rows = 0;
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        bytes += chunk.length;
+        for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) rows += 1;
+      }
+      return { bytes, rows: format === 'csv' ? rows - 1 : rows };
+    };
+    const eighthEnd = new Date(firstHour + Math.max(1, Math.floor(blobCount / 8)) * 3_600_000).toISOString();
+    const small = await measure(overHttp(eighthEnd, 'jsonl'));
+    const jsonl = await measure(overHttp(end, 'jsonl'));
+    const csv = await measure(overHttp(end, 'csv'));
+    if (jsonl.rows !== totalRows || csv.rows !== totalRows) throw new Error(`expected ${totalRows} rows, got ${jsonl.rows} (jsonl) and ${csv.rows} (csv)`);
+
+    const mb = (b: number) => b / 1024 / 1024;
+    const table = [
+      '| run | window | MB read from storage | rows | seconds | rows/s | storage MB/s | peak RSS MB | vs raw |',
+      '|---|---|---|---|---|---|---|---|---|',
+      ...[
+        ['raw blob download (the limit)', raw, raw.bytes],
+        ['read API, JSONL over HTTP', jsonl, raw.bytes],
+        ['read API, CSV over HTTP', csv, raw.bytes],
+        ['read API, JSONL, 1/8 of the window', small, (raw.bytes * Math.max(1, Math.floor(blobCount / 8))) / blobCount],
+      ].map(([label, m, stored]) => {
+        const run = m as Measured;
+        const rowsPerSecond = run.rows / run.seconds;
+        const ratio = rowsPerSecond / (raw.rows / raw.seconds);
+        return `| ${label} | ${label === 'read API, JSONL, 1/8 of the window' ? '1/8' : 'all'} | ${mb(stored as number).toFixed(0)} | ${run.rows} | ${run.seconds.toFixed(1)} | ${Math.round(rowsPerSecond)} | ${(mb(stored as number) / run.seconds).toFixed(0)} | ${run.peakRssMB} | ${ratio.toFixed(2)} |`;
+      }),
+    ].join('\n');
+    console.log(table);
+
+    const section = [
+      '<!-- bench:read -->',
+      '## Read API (`npm run bench:read`)',
+      '',
+      `${blobCount} hourly rolled files of ${blobMB} MB (${mb(raw.bytes).toFixed(0)} MB, ${totalRows} rows of 6 columns, ${rowsPerLine} rows per line) in Azurite on disk, read as one window through the local host, on ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}. The limit is a raw sequential download of the same blobs in the same run; "vs raw" is rows/s over the limit's rows/s (target ≥ 0.5). Peak RSS is this process (host, reader and HTTP client; Azurite runs apart): the 1/8 window and the whole window peak alike when memory does not grow with the window.`,
+      '',
+      table,
+      '<!-- /bench:read -->',
+    ].join('\n');
+    const file = path.resolve(__dirname, '..', 'BENCHMARKS.md');
+    const current = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
+    const pattern = /<!-- bench:read -->[\s\S]*?<!-- \/bench:read -->/;
+    writeFileSync(file, pattern.test(current) ? current.replace(pattern, section) : `${current.trimEnd()}\n\n${section}\n`);
+    console.log(`wrote the read section of ${file}`);
+  } finally {
+    await host.close();
+    await azurite.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
