@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { csvLine } from '../shared/read/csv';
 import { splitLines } from '../shared/read/lines';
 import { folderStart, rolledFolder, windowPrefixes } from '../shared/read/rolled-folders';
-import { rowsOfLine } from '../shared/read/rows';
+import { scanLine, scannedRowsText } from '../shared/read/line-scan';
+import { parseLine, pushRows, rowsOfLine, type Row } from '../shared/read/rows';
 
 const noRefs = async () => {
   throw new Error('no dataref expected');
@@ -77,5 +78,43 @@ describe('rows of a line', () => {
   it('reads the rows of a dataref line from the referenced payload', async () => {
     const rows = await rowsOfLine({ time: 't', correlationid: 'c', dataref: 'http://x/blob' }, { payload: false, resolveRef: async (url) => [{ url }] });
     expect(rows).toEqual([{ correlationid: 'c', rowid: 'c_0', time: 't', url: 'http://x/blob' }]);
+  });
+});
+
+describe('line scan (the JSONL fast path)', () => {
+  // Whatever the scan takes, its rows must be exactly what parsing the line gives; what it cannot take it refuses.
+  const slowRows = (text: string) => {
+    const rows: Row[] = [];
+    pushRows(rows, parseLine(text)!, false);
+    return rows;
+  };
+  const taken = [
+    '{"time":"2024-03-05T18:16:25Z","correlationid":"c1","data":[{"A":1,"B":"x"},{"A":2,"B":"y, \\"z\\""}],"contentrange":"bytes 0-1/2"}',
+    '{"specversion":"1.0","data":[{}, {"nested":{"k":[1,{"q":"]}"}]}}],"correlationid":"c-2","time":"2024-03-05T18:16:25Z"}',
+    '{ "correlationid" : "c3" , "time" : "2024-03-05T18:16:25Z" , "data" : [ { "A" : null } ] }',
+    '{"correlationid":"c4","time":"2024-03-05T18:16:25Z","data":[]}',
+    '{"correlationid":"c5","time":"2024-03-05T18:16:25Z","data":[{"s":"back\\\\"},{"u":"\\u00e9t\\u00e9"}]}',
+  ];
+  it.each(taken)('copies records as parsing would: %s', (text) => {
+    const scanned = scanLine(text);
+    expect(scanned).toBeDefined();
+    const fast = scannedRowsText(text, scanned!);
+    expect(fast.endsWith('\n')).toBe(scanned!.records.length > 0);
+    // Same values and the same column order: the text is compared after one parse on each side.
+    expect(fast.split('\n').filter(Boolean).map((l) => JSON.stringify(JSON.parse(l)))).toEqual(slowRows(text).map((row) => JSON.stringify(row)));
+  });
+
+  const refused = [
+    ['a record with its own id column', '{"correlationid":"c","time":"t","data":[{"rowid":"mine"}]}'],
+    ['columns, not records', '{"correlationid":"c","time":"t","data":{"A":[1,2]}}'],
+    ['a dataref line', '{"correlationid":"c","time":"t","dataref":"http://x","data":[]}'],
+    ['an escaped correlation id', '{"correlationid":"c\\"d","time":"t","data":[{"A":1}]}'],
+    ['scalars in data', '{"correlationid":"c","time":"t","data":[1,2]}'],
+    ['no correlation id', '{"time":"t","data":[{"A":1}]}'],
+    ['trailing text', '{"correlationid":"c","time":"t","data":[{"A":1}]} x'],
+    ['a cut line', '{"correlationid":"c","time":"t","data":[{"A":1}'],
+  ];
+  it.each(refused)('leaves %s to the parser', (_, text) => {
+    expect(scanLine(text!)).toBeUndefined();
   });
 });
