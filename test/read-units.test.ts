@@ -47,6 +47,18 @@ describe('lines', () => {
     for await (const line of splitLines(Readable.from(chunks))) lines.push(line);
     expect(lines).toEqual(['a', '{"x":"é€"}', 'last']);
   });
+
+  it('gives the same lines wherever the chunks are cut', async () => {
+    const bytes = Buffer.from('{"a":"é"}\n\nxy€\nz\n\nend');
+    const expected = ['{"a":"é"}', 'xy€', 'z', 'end'];
+    for (let i = 0; i <= bytes.length; i++) {
+      for (let j = i; j <= bytes.length; j++) {
+        const lines: string[] = [];
+        for await (const line of splitLines(Readable.from([bytes.subarray(0, i), bytes.subarray(i, j), bytes.subarray(j)]))) lines.push(line);
+        expect(lines, `cut at ${i} and ${j}`).toEqual(expected);
+      }
+    }
+  });
 });
 
 describe('csv', () => {

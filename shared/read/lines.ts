@@ -7,24 +7,26 @@ export async function* splitLineBatches(chunks: AsyncIterable<Uint8Array | strin
   let carry: Buffer | undefined;
   for await (const raw of chunks) {
     const chunk = typeof raw === 'string' ? Buffer.from(raw) : Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
-    const lines: string[] = [];
+    const last = chunk.lastIndexOf(10);
+    if (last < 0) {
+      carry = carry ? Buffer.concat([carry, chunk]) : Buffer.from(chunk);
+      continue;
+    }
     let from = 0;
-    let newline = chunk.indexOf(10, from);
-    if (newline >= 0 && carry) {
-      const joined = Buffer.concat([carry, chunk.subarray(0, newline)]);
-      carry = undefined;
-      if (joined.length > 0) lines.push(joined.toString('utf8'));
-      from = newline + 1;
-      newline = chunk.indexOf(10, from);
+    let head: string | undefined;
+    if (carry) {
+      const first = chunk.indexOf(10);
+      head = Buffer.concat([carry, chunk.subarray(0, first)]).toString('utf8');
+      from = first + 1;
     }
-    while (newline >= 0) {
-      if (newline > from) lines.push(chunk.toString('utf8', from, newline));
-      from = newline + 1;
-      newline = chunk.indexOf(10, from);
-    }
-    if (from < chunk.length) carry = carry ? Buffer.concat([carry, chunk.subarray(from)]) : Buffer.from(chunk.subarray(from));
+    // One decode per chunk, then a native split: a byte 10 is never inside a multi-byte UTF-8 sequence, so the
+    // text up to the last newline decodes whole.
+    const lines = from < last ? chunk.toString('utf8', from, last).split('\n') : [];
+    if (head !== undefined) lines.unshift(head);
+    carry = last + 1 < chunk.length ? Buffer.from(chunk.subarray(last + 1)) : undefined;
     // One batch per chunk: a promise per line would cost more than splitting it.
-    if (lines.length > 0) yield lines;
+    const nonEmpty = lines.filter((line) => line.length > 0);
+    if (nonEmpty.length > 0) yield nonEmpty;
   }
   if (carry && carry.length > 0) yield [carry.toString('utf8')];
 }
