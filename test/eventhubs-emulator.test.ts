@@ -232,16 +232,20 @@ describe('Event Hubs emulator with the real SDK clients', () => {
     });
   });
 
-  it('never sends beyond the credit a receiver granted, and stamps the annotations with their types', async () => {
+  it('never sends beyond the credit a receiver granted, sends settled, and stamps the annotations with their types', async () => {
     await producer('raw').sendBatch([0, 1, 2, 3, 4, 5].map((n) => ({ body: n })), { partitionKey: 'k1' });
     const connection = await rawConnection();
     const messages: Message[] = [];
+    const settled: boolean[] = [];
     const receiver = connection.open_receiver({
       source: { address: 'raw/ConsumerGroups/$default/Partitions/0' },
       credit_window: 0,
       autoaccept: true,
     });
-    receiver.on('message', (context) => messages.push(context.message!));
+    receiver.on('message', (context) => {
+      messages.push(context.message!);
+      settled.push(context.delivery!.remote_settled);
+    });
     await new Promise<void>((resolve) => receiver.once('receiver_open', () => resolve()));
     receiver.add_credit(2);
     await until(() => messages.length >= 2, 'two messages');
@@ -252,6 +256,8 @@ describe('Event Hubs emulator with the real SDK clients', () => {
     await roundTrip(connection);
     expect(messages).toHaveLength(5);
 
+    // Settled on send, as the service sends events: the client owes no disposition.
+    expect(settled.every(Boolean)).toBe(true);
     const annotations = messages.map((m) => m.message_annotations!);
     expect(annotations.map((a) => a['x-opt-sequence-number'])).toEqual([0, 1, 2, 3, 4]);
     expect(annotations.every((a) => typeof a['x-opt-offset'] === 'string')).toBe(true);
@@ -273,7 +279,12 @@ describe('Event Hubs emulator with the real SDK clients', () => {
     // a session of its own keeps the round trips below out of that window.
     const session = connection.create_session();
     session.begin();
-    const receiver = session.attach_receiver({ source: { address: 'window/ConsumerGroups/$default/Partitions/0' }, credit_window: 0, autoaccept: false });
+    const receiver = session.attach_receiver({
+      source: { address: 'window/ConsumerGroups/$default/Partitions/0' },
+      credit_window: 0,
+      autoaccept: false,
+      snd_settle_mode: 0,
+    });
     receiver.on('message', (context) => deliveries.push({ message: context.message!, accept: () => context.delivery!.accept() }));
     await new Promise<void>((resolve) => receiver.once('receiver_open', () => resolve()));
     receiver.add_credit(2000);
