@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import type { HubEvent } from '../shared/hub-event';
+import { hubEventSchema, type HubEvent } from '../shared/hub-event';
 import { decodeBlockId, encodeBlockId } from '../shared/append/block-id';
 import { buildDeadLetterLine, deadLetterFolder } from '../shared/append/dead-letter';
 import { decodeHubEvent } from '../shared/append/decode';
@@ -147,6 +147,42 @@ describe('decoding hub events', () => {
     expect(decodeHubEvent(badContainer)).toMatchObject({ ok: false, reason: expect.stringMatching(/target.container/) });
     const badPath = hubEvent({ target: { container: 'good', path: 'a/../b', rollingRate: 'Hour' } });
     expect(decodeHubEvent(badPath)).toMatchObject({ ok: false, reason: expect.stringMatching(/target.path/) });
+  });
+
+  it('decides as the schema does, valid or not, with the same first issue (the compiled parser changes no outcome)', () => {
+    const base = hubEvent();
+    const staged = hubEvent({ payload: { kind: 'staged', blob: 'b', contentType: 'text/csv', bytes: 10, json: false } });
+    const variants: unknown[] = [
+      base,
+      staged,
+      { ...base, unknownField: 1 },
+      { ...base, payload: { kind: 'inline' } },
+      { ...base, path: '/score', method: 'POST', statuscode: 200, durationms: 1.5, headers: { a: 'b' } },
+      { ...base, v: 2 },
+      { ...base, endpoint: '' },
+      { ...base, statuscode: 1.5 },
+      { ...base, durationms: Number.NaN },
+      { ...base, headers: { a: 1 } },
+      { ...base, target: { ...base.target, rollingRate: 'Week' } },
+      { ...base, target: { ...base.target, container: 'ab' } },
+      { ...base, payload: { kind: 'other' } },
+      { ...staged, payload: { ...staged.payload, bytes: -1 } },
+      { ...staged, payload: { ...staged.payload, json: 'yes' } },
+      { ...base, id: undefined },
+      null,
+      [],
+      42,
+    ];
+    for (const variant of variants) {
+      const expected = hubEventSchema.safeParse(variant);
+      const decoded = decodeHubEvent(variant);
+      expect(decoded.ok).toBe(expected.success);
+      if (decoded.ok) expect(decoded.event).toEqual(expected.data);
+      else if (!expected.success) {
+        const issue = expected.error.issues[0]!;
+        expect(decoded.reason).toBe(`invalid hub event at ${issue.path.length > 0 ? issue.path.join('.') : '(message)'}: ${issue.message}`);
+      }
+    }
   });
 
   it('keeps the raw message and its reason in a dead letter', () => {
