@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import type { HubEvent } from '../shared/hub-event';
+import { hubEventSchema, type HubEvent } from '../shared/hub-event';
 import { decodeBlockId, encodeBlockId } from '../shared/append/block-id';
 import { buildDeadLetterLine, deadLetterFolder } from '../shared/append/dead-letter';
 import { decodeHubEvent } from '../shared/append/decode';
@@ -77,6 +77,34 @@ describe('lines', () => {
     expect(parsed).toMatchObject({ path: '/score', method: 'POST', statuscode: 500, durationms: 12.5, headers: { 'x-user-id': 'u1' }, contentrange: 'bytes 0-15/16' });
   });
 
+  it('is byte for byte the two objects the SPEC lists, stringified and joined around the payload', () => {
+    const reference = (event: HubEvent, body: string, bytes: number) => {
+      const head = JSON.stringify({ specversion: '1.0', id: event.id, source: event.source, type: event.type, datacontenttype: event.datacontenttype, time: event.time });
+      const tail = JSON.stringify({
+        correlationid: event.correlationid,
+        xrequestid: event.xrequestid,
+        modelversion: event.modelversion,
+        collectdatatype: event.collectdatatype,
+        agent: event.agent,
+        path: event.path,
+        method: event.method,
+        statuscode: event.statuscode,
+        durationms: event.durationms,
+        headers: event.headers,
+        contentrange: contentRange(bytes),
+      });
+      return `${head.slice(0, -1)},${body},${tail.slice(1)}\n`;
+    };
+    const plain = hubEvent({ source: 'a "quoted" \\ source', agent: 'zoë 🙂\u2028' });
+    const logged = hubEvent({ path: '/score', method: 'POST', statuscode: 200, durationms: 0.25, headers: { 'x-a': 'b"c', 'x-d': '' } });
+    const partial = hubEvent({ path: '/score', statuscode: 404 });
+    for (const event of [plain, logged, partial]) {
+      expect(buildLine(event, { kind: 'data', json: '[1,"é"]' })).toBe(reference(event, '"data":[1,"é"]', 8));
+      expect(buildLine(event, { kind: 'dataref', url: 'http://x/"a"', bytes: 7 })).toBe(reference(event, '"dataref":"http://x/\\"a\\""', 7));
+      expect(buildLine(event, { kind: 'inblob', url: 'http://x/a', bytes: 0 })).toBe(reference(event, '"data":"http://x/a","datainblob":"true"', 0));
+    }
+  });
+
   it('writes dataref lines and datainblob lines with the payload size', () => {
     const ref = JSON.parse(buildLine(hubEvent(), { kind: 'dataref', url: 'http://x/c/p/a.json', bytes: 5_000_000 }));
     expect(ref.dataref).toBe('http://x/c/p/a.json');
@@ -147,6 +175,42 @@ describe('decoding hub events', () => {
     expect(decodeHubEvent(badContainer)).toMatchObject({ ok: false, reason: expect.stringMatching(/target.container/) });
     const badPath = hubEvent({ target: { container: 'good', path: 'a/../b', rollingRate: 'Hour' } });
     expect(decodeHubEvent(badPath)).toMatchObject({ ok: false, reason: expect.stringMatching(/target.path/) });
+  });
+
+  it('decides as the schema does, valid or not, with the same first issue (the compiled parser changes no outcome)', () => {
+    const base = hubEvent();
+    const staged = hubEvent({ payload: { kind: 'staged', blob: 'b', contentType: 'text/csv', bytes: 10, json: false } });
+    const variants: unknown[] = [
+      base,
+      staged,
+      { ...base, unknownField: 1 },
+      { ...base, payload: { kind: 'inline' } },
+      { ...base, path: '/score', method: 'POST', statuscode: 200, durationms: 1.5, headers: { a: 'b' } },
+      { ...base, v: 2 },
+      { ...base, endpoint: '' },
+      { ...base, statuscode: 1.5 },
+      { ...base, durationms: Number.NaN },
+      { ...base, headers: { a: 1 } },
+      { ...base, target: { ...base.target, rollingRate: 'Week' } },
+      { ...base, target: { ...base.target, container: 'ab' } },
+      { ...base, payload: { kind: 'other' } },
+      { ...staged, payload: { ...staged.payload, bytes: -1 } },
+      { ...staged, payload: { ...staged.payload, json: 'yes' } },
+      { ...base, id: undefined },
+      null,
+      [],
+      42,
+    ];
+    for (const variant of variants) {
+      const expected = hubEventSchema.safeParse(variant);
+      const decoded = decodeHubEvent(variant);
+      expect(decoded.ok).toBe(expected.success);
+      if (decoded.ok) expect(decoded.event).toEqual(expected.data);
+      else if (!expected.success) {
+        const issue = expected.error.issues[0]!;
+        expect(decoded.reason).toBe(`invalid hub event at ${issue.path.length > 0 ? issue.path.join('.') : '(message)'}: ${issue.message}`);
+      }
+    }
   });
 
   it('keeps the raw message and its reason in a dead letter', () => {

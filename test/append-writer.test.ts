@@ -156,7 +156,9 @@ describe('appending to rolled files in Azurite', () => {
 
   it('starts a new file before a file gets long, splits big writes into blocks, and finds the right file after a restart', async () => {
     const data = freshContainer();
-    const events = inputs(data, 70, (i) => ({ payload: { kind: 'inline', data: [{ i, pad: 'x'.repeat(300) }] } }));
+    // Multi-byte text, so that block boundaries fall inside characters.
+    const pad = 'xé漢🙂'.repeat(40);
+    const events = inputs(data, 70, (i) => ({ payload: { kind: 'inline', data: [{ i, pad }] } }));
     const writerOptions: RolledWriterOptions = { maxBlocksPerFile: 3, blockBytes: 1024 };
     const writer = new RolledWriter(service, writerOptions);
     for (let i = 0; i < 70; i += 10) await appendEvents(messages(events.slice(i, i + 10), '5', i), options(writer));
@@ -176,7 +178,9 @@ describe('appending to rolled files in Azurite', () => {
     }
     const restarted = new RolledWriter(service, writerOptions);
     expect(await appendEvents(messages(events.slice(40, 70), '5', 40), options(restarted))).toMatchObject({ written: 0, skipped: 30 });
-    expect((await allLines(container, folder)).map((l) => l.id)).toEqual(events.map((e) => e.id));
+    const lines = await allLines(container, folder);
+    expect(lines.map((l) => l.id)).toEqual(events.map((e) => e.id));
+    expect(lines.every((l) => (l.data as { pad: string }[])[0]!.pad === pad)).toBe(true);
   });
 
   it('inlines small staged JSON, writes large JSON as dataref and binary as datainblob, byte for byte', async () => {

@@ -105,6 +105,7 @@ beforeAll(async () => {
       { name: 'raw', partitionCount: 1 },
       { name: 'owners', partitionCount: 1 },
       { name: 'sizes', partitionCount: 1 },
+      { name: 'window', partitionCount: 1 },
     ],
   });
 });
@@ -231,16 +232,20 @@ describe('Event Hubs emulator with the real SDK clients', () => {
     });
   });
 
-  it('never sends beyond the credit a receiver granted, and stamps the annotations with their types', async () => {
+  it('never sends beyond the credit a receiver granted, sends settled, and stamps the annotations with their types', async () => {
     await producer('raw').sendBatch([0, 1, 2, 3, 4, 5].map((n) => ({ body: n })), { partitionKey: 'k1' });
     const connection = await rawConnection();
     const messages: Message[] = [];
+    const settled: boolean[] = [];
     const receiver = connection.open_receiver({
       source: { address: 'raw/ConsumerGroups/$default/Partitions/0' },
       credit_window: 0,
       autoaccept: true,
     });
-    receiver.on('message', (context) => messages.push(context.message!));
+    receiver.on('message', (context) => {
+      messages.push(context.message!);
+      settled.push(context.delivery!.remote_settled);
+    });
     await new Promise<void>((resolve) => receiver.once('receiver_open', () => resolve()));
     receiver.add_credit(2);
     await until(() => messages.length >= 2, 'two messages');
@@ -251,11 +256,46 @@ describe('Event Hubs emulator with the real SDK clients', () => {
     await roundTrip(connection);
     expect(messages).toHaveLength(5);
 
+    // Settled on send, as the service sends events: the client owes no disposition.
+    expect(settled.every(Boolean)).toBe(true);
     const annotations = messages.map((m) => m.message_annotations!);
     expect(annotations.map((a) => a['x-opt-sequence-number'])).toEqual([0, 1, 2, 3, 4]);
     expect(annotations.every((a) => typeof a['x-opt-offset'] === 'string')).toBe(true);
     expect(annotations.every((a) => a['x-opt-enqueued-time'] instanceof Date)).toBe(true);
     expect(annotations.every((a) => a['x-opt-partition-key'] === 'k1')).toBe(true);
+    receiver.close();
+  });
+
+  it('keeps streaming on one connection when a receiver grants more credit than the session has room for unsettled deliveries', async () => {
+    const total = 3000;
+    for (let from = 0; from < total; from += 500) {
+      await producer('window').sendBatch(Array.from({ length: 500 }, (_, i) => ({ body: from + i })), { partitionId: '0' });
+    }
+    const connection = await rawConnection();
+    let disconnected = false;
+    connection.on('disconnected', () => (disconnected = true));
+    const deliveries: Array<{ message: Message; accept(): void }> = [];
+    // Nothing is settled until the end, so the server's outgoing session window stays full of unsettled deliveries;
+    // a session of its own keeps the round trips below out of that window.
+    const session = connection.create_session();
+    session.begin();
+    const receiver = session.attach_receiver({
+      source: { address: 'window/ConsumerGroups/$default/Partitions/0' },
+      credit_window: 0,
+      autoaccept: false,
+      snd_settle_mode: 0,
+    });
+    receiver.on('message', (context) => deliveries.push({ message: context.message!, accept: () => context.delivery!.accept() }));
+    await new Promise<void>((resolve) => receiver.once('receiver_open', () => resolve()));
+    receiver.add_credit(2000);
+    await until(() => deliveries.length >= 2000, '2000 messages');
+    receiver.add_credit(total - 2000);
+    await roundTrip(connection);
+    expect(disconnected).toBe(false);
+    for (const delivery of deliveries) delivery.accept();
+    await until(() => deliveries.length >= total || disconnected, `${total} messages`);
+    expect(disconnected).toBe(false);
+    expect(deliveries.map((d) => d.message.message_annotations!['x-opt-sequence-number'])).toEqual(Array.from({ length: total }, (_, i) => i));
     receiver.close();
   });
 

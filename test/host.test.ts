@@ -169,6 +169,12 @@ describe('local host: Event Hubs trigger', () => {
     expect(meta.systemPropertiesArray[0]).toMatchObject({ 'x-opt-sequence-number': 0, 'x-opt-partition-key': 'ep/blue' });
     expect(meta.partitionContext).toMatchObject({ eventHubName: 'mdc-events', consumerGroup: '$Default' });
     expect(meta.partitionContext.partitionId).toMatch(/^[0-3]$/);
+    // The arrays are built when read; they still look like plain data to whoever copies or logs them.
+    const copy = JSON.parse(JSON.stringify(meta)) as Record<string, unknown>;
+    expect(Object.keys(copy).sort()).toEqual(
+      ['enqueuedTimeUtcArray', 'offsetArray', 'partitionContext', 'partitionKeyArray', 'propertiesArray', 'sequenceNumberArray', 'systemPropertiesArray'],
+    );
+    expect(copy.sequenceNumberArray).toEqual(meta.sequenceNumberArray);
   });
 
   it('after a restart, delivers no event it had checkpointed again', async () => {

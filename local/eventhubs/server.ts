@@ -63,6 +63,7 @@ export class AmqpServer {
     this.listener = server;
     server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
+      coalesceWrites(socket);
       socket.on('close', () => this.sockets.delete(socket));
     });
     return new Promise((resolve, reject) => {
@@ -111,6 +112,7 @@ export class AmqpServer {
       const log = this.namespace.partition(hubName, partitionId);
       const start = startOf(selectorOf(sender.source?.filter), log);
       const key = `${hubName.toLowerCase()}/${group.toLowerCase()}/${partitionId}`;
+      settleOnSend(sender);
       const consumer = new ConsumerLink(sender, log, start, epochOf(sender.properties), (ended) => {
         this.ownership.release(key, ended);
         this.consumers.delete(sender);
@@ -181,6 +183,37 @@ function refuse(link: Sender | Receiver, error: unknown): void {
       ? error.toAmqp()
       : { condition: conditions.internalError, description: error instanceof Error ? error.message : String(error) };
   link.close(failure);
+}
+
+/**
+ * Event deliveries go out settled, as the service does for its consumers (the .NET client attaches with
+ * SettleOnSend): checkpoints live in the client's store, so a per-event disposition would only cost frames
+ * both ways. A receiver that asks for unsettled deliveries (mode 0) still gets them.
+ */
+function settleOnSend(sender: Sender): void {
+  if (sender.snd_settle_mode === 0) return;
+  (sender as unknown as { local: { attach: { snd_settle_mode: number } } }).local.attach.snd_settle_mode = 1;
+}
+
+/**
+ * rhea writes every frame with its own `socket.write`, a syscall per event when streaming a partition. Corking
+ * the socket for the rest of the tick sends the frames written in one turn together.
+ */
+function coalesceWrites(socket: Socket): void {
+  const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    socket.uncork();
+  };
+  socket.write = ((...args: unknown[]) => {
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      process.nextTick(uncork);
+    }
+    return write(...args);
+  }) as Socket['write'];
 }
 
 function epochOf(properties: Record<string, unknown> | undefined): number | undefined {

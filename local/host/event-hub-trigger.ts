@@ -50,17 +50,43 @@ interface Target {
   partitionId: string;
 }
 
-/** The `triggerMetadata` the Functions host gives a `cardinality: 'many'` invocation (keys camel-cased by the library). */
+/**
+ * The `triggerMetadata` the Functions host gives a `cardinality: 'many'` invocation (keys camel-cased by the library).
+ * Each array is built when first read, then kept: a function usually reads one or two of them, and building
+ * all six for every event of every batch cost the local host more than the function's own work per event.
+ */
 export function batchMetadata(events: ReceivedEventData[], target: Target): TriggerMetadata {
-  return {
-    sequenceNumberArray: events.map((e) => e.sequenceNumber),
-    offsetArray: events.map((e) => e.offset),
-    enqueuedTimeUtcArray: events.map((e) => e.enqueuedTimeUtc.toISOString()),
-    partitionKeyArray: events.map((e) => e.partitionKey ?? null),
-    propertiesArray: events.map((e) => e.properties ?? {}),
-    systemPropertiesArray: events.map(systemProperties),
-    partitionContext: { ...target },
-  };
+  return lazyEntries(
+    {
+      sequenceNumberArray: () => events.map((e) => e.sequenceNumber),
+      offsetArray: () => events.map((e) => e.offset),
+      enqueuedTimeUtcArray: () => events.map((e) => e.enqueuedTimeUtc.toISOString()),
+      partitionKeyArray: () => events.map((e) => e.partitionKey ?? null),
+      propertiesArray: () => events.map((e) => e.properties ?? {}),
+      systemPropertiesArray: () => events.map(systemProperties),
+    },
+    { partitionContext: { ...target } },
+  );
+}
+
+/** An object whose `lazy` entries are computed on first read (or replaced on write) and look like plain data. */
+function lazyEntries(lazy: Record<string, () => unknown>, plain: Record<string, unknown>): Record<string, unknown> {
+  const result: Record<string, unknown> = {};
+  const settle = (key: string, value: unknown) =>
+    Object.defineProperty(result, key, { value, enumerable: true, writable: true, configurable: true });
+  for (const [key, compute] of Object.entries(lazy)) {
+    Object.defineProperty(result, key, {
+      enumerable: true,
+      configurable: true,
+      get: () => {
+        const value = compute();
+        settle(key, value);
+        return value;
+      },
+      set: (value: unknown) => settle(key, value),
+    });
+  }
+  return Object.assign(result, plain);
 }
 
 /** The metadata of a `cardinality: 'one'` invocation. */

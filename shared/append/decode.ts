@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { hubEventSchema, type HubEvent } from '../hub-event';
 
 /**
@@ -6,6 +7,10 @@ import { hubEventSchema, type HubEvent } from '../hub-event';
  */
 
 export type Decoded = { ok: true; event: HubEvent } | { ok: false; reason: string };
+
+// Zod's generated parser for the schema: same results and issues (it falls back to the interpreted parser on
+// anything it rejects or cannot model), several times cheaper per event than walking the schema.
+const compiledHubEventSchema = z.compile(hubEventSchema);
 
 const containerName = /^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/;
 
@@ -24,7 +29,7 @@ function parseBody(body: unknown): { ok: true; value: unknown } | { ok: false; r
 export function decodeHubEvent(body: unknown): Decoded {
   const parsed = parseBody(body);
   if (!parsed.ok) return parsed;
-  const result = hubEventSchema.safeParse(parsed.value);
+  const result = compiledHubEventSchema.safeParse(parsed.value);
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const at = issue.path.length > 0 ? issue.path.join('.') : '(message)';

@@ -24,42 +24,43 @@ export function serializeData(data: unknown): string {
   return JSON.stringify(data) ?? 'null';
 }
 
-/** The line, `\n`-terminated. JSON.stringify never emits a raw newline, so it is one line whatever the data. */
+const json = JSON.stringify;
+
+/** `,"name":value`, or nothing when the value is undefined, as JSON.stringify leaves such a member out. */
+function optional(name: string, value: unknown): string {
+  return value === undefined ? '' : `,"${name}":${json(value)}`;
+}
+
+/**
+ * The line, `\n`-terminated. JSON.stringify never emits a raw newline, so it is one line whatever the data.
+ * The members are written one by one: stringifying two objects per line (and splicing them) cost about a third
+ * more, at a cost paid for every event.
+ */
 export function buildLine(event: HubEvent, payload: LineData): string {
-  const head = JSON.stringify({
-    specversion: '1.0',
-    id: event.id,
-    source: event.source,
-    type: event.type,
-    datacontenttype: event.datacontenttype,
-    time: event.time,
-  });
   let body: string;
   let bytes: number;
   if (payload.kind === 'data') {
     body = `"data":${payload.json}`;
     bytes = Buffer.byteLength(payload.json, 'utf8');
   } else if (payload.kind === 'dataref') {
-    body = `"dataref":${JSON.stringify(payload.url)}`;
+    body = `"dataref":${json(payload.url)}`;
     bytes = payload.bytes;
   } else {
-    body = `"data":${JSON.stringify(payload.url)},"datainblob":"true"`;
+    body = `"data":${json(payload.url)},"datainblob":"true"`;
     bytes = payload.bytes;
   }
-  const tail = JSON.stringify({
-    correlationid: event.correlationid,
-    xrequestid: event.xrequestid,
-    modelversion: event.modelversion,
-    collectdatatype: event.collectdatatype,
-    agent: event.agent,
-    path: event.path,
-    method: event.method,
-    statuscode: event.statuscode,
-    durationms: event.durationms,
-    headers: event.headers,
-    contentrange: contentRange(bytes),
-  });
-  return `${head.slice(0, -1)},${body},${tail.slice(1)}\n`;
+  return (
+    `{"specversion":"1.0","id":${json(event.id)},"source":${json(event.source)},"type":${json(event.type)}` +
+    `,"datacontenttype":${json(event.datacontenttype)},"time":${json(event.time)},${body}` +
+    `,"correlationid":${json(event.correlationid)},"xrequestid":${json(event.xrequestid)}` +
+    `,"modelversion":${json(event.modelversion)},"collectdatatype":${json(event.collectdatatype)},"agent":${json(event.agent)}` +
+    optional('path', event.path) +
+    optional('method', event.method) +
+    optional('statuscode', event.statuscode) +
+    optional('durationms', event.durationms) +
+    optional('headers', event.headers) +
+    `,"contentrange":"${contentRange(bytes)}"}\n`
+  );
 }
 
 /** Events that may share a line: inline array data of custom logging (payload-log lines keep their own fields). */

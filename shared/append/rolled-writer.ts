@@ -207,8 +207,14 @@ export class RolledWriter {
       total += block.length;
     };
     const drain = async (final: boolean) => {
-      let bytes = texts.length === 0 ? carry : Buffer.concat([carry, Buffer.from(texts.join(''), 'utf8')]);
-      texts = [];
+      let bytes = carry;
+      if (texts.length > 0) {
+        // Encoded straight into one buffer: joining the texts first and concatenating after copied every byte twice more.
+        bytes = Buffer.allocUnsafe(size);
+        let at = carry.copy(bytes, 0);
+        for (const text of texts) at += bytes.write(text, at, 'utf8');
+        texts = [];
+      }
       while (bytes.length >= this.blockBytes || (final && bytes.length > 0)) {
         const take = Math.min(this.blockBytes, bytes.length);
         await flush(bytes.subarray(0, take));

@@ -50,14 +50,15 @@ export class ConsumerLink implements Owner {
   }
 
   /**
-   * How many more deliveries the client's credit allows. rhea lowers `credit` only when it writes a transfer,
-   * so deliveries queued in this turn are counted here; queuing past credit would also block the session's
-   * other links (replies on $cbs share it) behind this one.
+   * How many more deliveries the client's credit allows, and the session's window of unsettled deliveries
+   * can take. rhea lowers `credit` only when it writes a transfer, so deliveries queued in this turn are
+   * counted here; queuing past credit would also block the session's other links (replies on $cbs share it)
+   * behind this one. Past the window, rhea throws and the connection drops (the client then reconnects and
+   * re-reads): rhea says `sendable` again once settlements free the window.
    */
   private room(): number {
-    const link = this.sender as unknown as { credit: number; delivery_count: number; session: { outgoing: { available(): boolean } } };
-    if (!link.session.outgoing.available()) return 0;
-    return link.credit - (this.queued - link.delivery_count);
+    const link = this.sender as unknown as { credit: number; delivery_count: number; session: { outgoing: { available(): number } } };
+    return Math.min(link.credit - (this.queued - link.delivery_count), link.session.outgoing.available());
   }
 
   evict(error: EmulatorError): void {
