@@ -6,6 +6,7 @@
  *   npm run bench:ingest            (BENCH_SECONDS=10 per run by default)
  *
  * Each server runs in its own process, as does the emulator, so autocannon does not share their event loop.
+ * MDC_BENCH_CPU_PROF=<dir> writes CPU profiles of each child under `<dir>/<role>/`, to see where the time goes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -80,7 +81,10 @@ function ready(value: string): void {
 const children: ChildProcess[] = [];
 
 function spawnServer(role: string, env: Record<string, string>): Promise<string> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'bench', 'ingest.ts'), '--serve', role], {
+  const profile = process.env.MDC_BENCH_CPU_PROF;
+  // One folder per role: tsx's loader thread writes a profile of its own.
+  const profileFlags = profile ? ['--cpu-prof', '--cpu-prof-dir', path.join(profile, role)] : [];
+  const child = spawn(process.execPath, [...profileFlags, '--import', 'tsx', path.join(root, 'bench', 'ingest.ts'), '--serve', role], {
     cwd: root,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -92,6 +96,14 @@ function spawnServer(role: string, env: Record<string, string>): Promise<string>
       if (match) resolve(match[1]!);
     });
     child.once('exit', (code) => reject(new Error(`${role} exited with ${code} before it was ready`)));
+  });
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
   });
 }
 
@@ -190,7 +202,8 @@ async function main(): Promise<void> {
     console.log(`\n${markdown}\n`);
     writeSection(markdown);
   } finally {
-    for (const child of children) child.kill('SIGTERM');
+    // Waited for, so that a child's CPU profile is written before the parent goes.
+    await Promise.all(children.map(stopChild));
     await azurite.stop();
     rmSync(dataDir, { recursive: true, force: true });
   }
@@ -198,6 +211,8 @@ async function main(): Promise<void> {
 
 const serveIndex = process.argv.indexOf('--serve');
 const role = serveIndex === -1 ? undefined : process.argv[serveIndex + 1];
+// A signal would end a child without writing its CPU profile; exiting does write it.
+if (role) process.once('SIGTERM', () => process.exit(0));
 const run = role === 'emulator' ? serveEmulator : role === 'collect' ? serveCollect : role === 'baseline' ? serveBaseline : main;
 run().catch((error) => {
   console.error(error);
