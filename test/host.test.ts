@@ -1,9 +1,20 @@
 import { EventHubProducerClient } from '@azure/event-hubs';
-import type { EventHubFunctionOptions, HttpFunctionOptions, InvocationContext, Timer, TimerFunctionOptions } from '@azure/functions';
+import http from 'node:http';
+import {
+  HttpResponse,
+  type EventHubFunctionOptions,
+  type HttpFunctionOptions,
+  type HttpRequest,
+  type HttpResponseInit,
+  type InvocationContext,
+  type Timer,
+  type TimerFunctionOptions,
+} from '@azure/functions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { healthOptions } from '../functions/health';
 import { startLocalHost, type FunctionTables, type LocalHost } from '../local/host';
 import { checkpointContainer } from '../local/host/event-hub-trigger';
+import { bufferedRequestBodyBytes } from '../local/host/http-trigger';
 import { consoleLog } from '../local/host/log';
 import { eventually, startStack, type Stack } from './support/stack';
 
@@ -27,6 +38,58 @@ const echo: HttpFunctionOptions = {
   handler: async (request) => {
     const body = await request.text();
     return { status: 201, headers: { 'x-echo': 'yes' }, jsonBody: { params: request.params, q: request.query.get('q'), bytes: body.length } };
+  },
+};
+
+/** What handlers return, by name: the host must answer each as the library's `HttpResponse` presents it. */
+const answers: Record<string, () => HttpResponseInit | HttpResponse> = {
+  json: () => ({ status: 202, headers: { 'x-mdc-correlation-id': 'c-1' }, jsonBody: { accepted: 1, ids: ['a'] } }),
+  'json with its own type': () => ({ headers: { 'Content-Type': 'application/problem+json' }, jsonBody: { error: 'x' } }),
+  'json over a body': () => ({ jsonBody: [1, 2], body: 'ignored' }),
+  text: () => ({ status: 418, body: 'short and stout ✓' }),
+  bytes: () => ({ body: Buffer.from([0, 1, 2, 255]), headers: [['content-type', 'application/octet-stream']] }),
+  empty: () => ({ status: 201 }),
+  cookies: () => ({
+    headers: new Headers([['set-cookie', 'a=1'], ['x-two', '2']]),
+    cookies: [{ name: 'b', value: 'two words', path: '/', httpOnly: true, sameSite: 'Strict' }],
+    body: 'ok',
+  }),
+  'no content with a body': () => ({ status: 204, jsonBody: { dropped: true } }),
+  stream: () => ({ body: new ReadableStream({ start: (c) => (c.enqueue(new TextEncoder().encode('streamed')), c.close()) }) }),
+  'form fields': () => ({ body: new URLSearchParams({ a: '1', b: 'two' }) }),
+  'HttpResponse instance': () => new HttpResponse({ status: 203, jsonBody: { made: 'by hand' } }),
+};
+
+const answer: HttpFunctionOptions = { methods: ['GET'], route: 'answer/{name}', handler: async (request) => answers[request.params.name!]!() };
+
+const badStatus: HttpFunctionOptions = { methods: ['GET'], route: 'bad-status', handler: async () => ({ status: 99, body: 'no' }) };
+
+/** Reports what a handler can see of the request, reading the body in the way `?read=` names. */
+const inspect: HttpFunctionOptions = {
+  methods: ['POST', 'PUT'],
+  route: 'inspect/{id}',
+  handler: async (request: HttpRequest) => {
+    const read = request.query.get('read');
+    let bytes: number;
+    let parsed: unknown;
+    if (read === 'json') {
+      parsed = await request.json();
+      bytes = JSON.stringify(parsed).length;
+    } else if (read === 'text') bytes = (await request.text()).length;
+    else {
+      bytes = 0;
+      for await (const chunk of request.body! as unknown as AsyncIterable<Uint8Array>) bytes += chunk.byteLength;
+    }
+    let again: string;
+    try {
+      await request.text();
+      again = 'read twice';
+    } catch (error) {
+      again = (error as Error).name;
+    }
+    return {
+      jsonBody: { id: request.params.id, read, bytes, parsed, again, bodyUsed: request.bodyUsed, type: request.headers.get('content-type'), method: request.method },
+    };
   },
 };
 
@@ -71,7 +134,7 @@ const tick: TimerFunctionOptions = {
 };
 
 const functions: FunctionTables = {
-  httpFunctions: { health: healthOptions, echo },
+  httpFunctions: { health: healthOptions, echo, answer, badStatus, inspect },
   eventHubFunctions: { record, flaky, failing },
   timerFunctions: { tick },
 };
@@ -126,7 +189,7 @@ describe('local host: HTTP', () => {
     expect(await response.json()).toEqual({ status: 'ok', storage: 'up', eventHubs: 'up' });
   });
 
-  it('passes route parameters, query and the streamed body, and sends back status, headers and JSON', async () => {
+  it('passes route parameters, query and the body, and sends back status, headers and JSON', async () => {
     const response = await fetch(`${stack.url}/api/echo/blue%20one?q=7`, { method: 'POST', body: 'x'.repeat(300_000) });
     expect(response.status).toBe(201);
     expect(response.headers.get('x-echo')).toBe('yes');
@@ -145,6 +208,84 @@ describe('local host: HTTP', () => {
     const wrongMethod = await fetch(`${stack.url}/api/echo/a`, { method: 'GET' });
     expect(wrongMethod.status).toBe(405);
     expect(wrongMethod.headers.get('allow')).toBe('POST');
+  });
+});
+
+/** Headers the host or Node add or frame themselves, which a `Response` object does not have; cookies are compared apart. */
+const framing = new Set(['date', 'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'set-cookie']);
+
+function headersOf(headers: Headers): [string, string][] {
+  return [...headers].filter(([name]) => !framing.has(name));
+}
+
+/** A chunked upload (no Content-Length), as `http.request` sends it. */
+function postChunked(url: string, chunks: string[]): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: 'POST', headers: { 'content-type': 'text/plain' } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
+    });
+    req.on('error', reject);
+    for (const chunk of chunks) req.write(chunk);
+    req.end();
+  });
+}
+
+describe('local host: what handlers return and receive', () => {
+  it.each(Object.keys(answers))('answers "%s" as the library\'s HttpResponse presents it', async (name) => {
+    const expected = (() => {
+      const made = answers[name]!();
+      return made instanceof HttpResponse ? made : new HttpResponse(made);
+    })();
+    const response = await fetch(`${stack.url}/api/answer/${encodeURIComponent(name)}`);
+    expect(response.status).toBe(expected.status);
+    const cookies = [...expected.headers.getSetCookie(), ...expected.cookies.map((c) => `${c.name}=${encodeURIComponent(c.value)}`)];
+    expect(response.headers.getSetCookie().map((c) => c.split(';')[0])).toEqual(cookies);
+    expect(headersOf(response.headers)).toEqual(headersOf(expected.headers));
+    expect(Buffer.from(await response.arrayBuffer())).toEqual(Buffer.from(await expected.arrayBuffer()));
+  });
+
+  it('answers 500 InvalidResponse when the library would refuse what the handler returned', async () => {
+    const response = await fetch(`${stack.url}/api/bad-status`);
+    expect(response.status).toBe(500);
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe('InvalidResponse');
+  });
+
+  it.each(['body', 'text', 'json'])('gives a small declared body whole, read through request.%s, once only', async (read) => {
+    const sent = { rows: [{ a: 1 }, { b: 'two' }] };
+    const response = await fetch(`${stack.url}/api/inspect/small?read=${read}`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(sent),
+    });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({
+      id: 'small',
+      read,
+      bytes: JSON.stringify(sent).length,
+      ...(read === 'json' ? { parsed: sent } : {}),
+      again: 'TypeError',
+      bodyUsed: true,
+      type: 'application/json',
+      method: 'PUT',
+    });
+  });
+
+  it('streams a body larger than it buffers, and a chunked one, to the handler', async () => {
+    const large = 'y'.repeat(bufferedRequestBodyBytes + 1);
+    const big = await fetch(`${stack.url}/api/inspect/large`, { method: 'POST', body: large });
+    expect(await big.json()).toMatchObject({ id: 'large', bytes: large.length, again: 'TypeError', bodyUsed: true });
+
+    const chunked = await postChunked(`${stack.url}/api/inspect/chunked?read=text`, ['first,', 'second,', 'third']);
+    expect(chunked.status).toBe(200);
+    expect(JSON.parse(chunked.body)).toMatchObject({ id: 'chunked', read: 'text', bytes: 'first,second,third'.length, type: 'text/plain' });
+  });
+
+  it('gives an empty declared body as an empty stream, as the library does', async () => {
+    const response = await fetch(`${stack.url}/api/inspect/empty`, { method: 'POST', headers: { 'content-length': '0' } });
+    expect(await response.json()).toMatchObject({ id: 'empty', bytes: 0, bodyUsed: true });
   });
 });
 
