@@ -6,6 +6,8 @@
  *   npm run bench:ingest            (BENCH_SECONDS=10 per run by default)
  *
  * Each server runs in its own process, as does the emulator, so autocannon does not share their event loop.
+ * The CPU columns (from /proc, Linux only) say what each process spent per event: on 2 cores shared by autocannon,
+ * the server and the emulator, throughput follows CPU per event more than anything else.
  * MDC_BENCH_CPU_PROF=<dir> writes CPU profiles of each child under `<dir>/<role>/`, to see where the time goes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -80,7 +82,12 @@ function ready(value: string): void {
 
 const children: ChildProcess[] = [];
 
-function spawnServer(role: string, env: Record<string, string>): Promise<string> {
+interface Server {
+  url: string;
+  pid: number;
+}
+
+function spawnServer(role: string, env: Record<string, string>): Promise<Server> {
   const profile = process.env.MDC_BENCH_CPU_PROF;
   // One folder per role: tsx's loader thread writes a profile of its own.
   const profileFlags = profile ? ['--cpu-prof', '--cpu-prof-dir', path.join(profile, role)] : [];
@@ -93,7 +100,7 @@ function spawnServer(role: string, env: Record<string, string>): Promise<string>
   return new Promise((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
       const match = /^ready (.+)$/.exec(line);
-      if (match) resolve(match[1]!);
+      if (match) resolve({ url: match[1]!, pid: child.pid! });
     });
     child.once('exit', (code) => reject(new Error(`${role} exited with ${code} before it was ready`)));
   });
@@ -107,6 +114,17 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
+/** CPU time (user + system) a process has used so far, in ms, from /proc (USER_HZ is 100); undefined off Linux. */
+function cpuMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
+}
+
 interface Measured {
   body: string;
   server: string;
@@ -114,29 +132,49 @@ interface Measured {
   p50: number;
   p99: number;
   failures: number;
+  /** CPU the server process and the emulator spent per accepted event during the measured run, in µs. */
+  serverCpuUs?: number;
+  emulatorCpuUs?: number;
 }
 
-async function measure(url: string, body: string, headers: Record<string, string>, label: { body: string; server: string }): Promise<Measured> {
-  const options = { url, method: 'POST' as const, connections, body, headers: { 'content-type': 'application/json', ...headers } };
+async function measure(
+  server: Server,
+  emulator: Server,
+  path: string,
+  body: string,
+  headers: Record<string, string>,
+  label: { body: string; server: string },
+): Promise<Measured> {
+  const options = { url: server.url + path, method: 'POST' as const, connections, body, headers: { 'content-type': 'application/json', ...headers } };
   await autocannon({ ...options, duration: warmupSeconds });
+  const before = [cpuMs(server.pid), cpuMs(emulator.pid)];
   const result = await autocannon({ ...options, duration: seconds });
+  const after = [cpuMs(server.pid), cpuMs(emulator.pid)];
+  const perEvent = (i: number) => (before[i] === undefined || after[i] === undefined || result['2xx'] === 0 ? undefined : ((after[i]! - before[i]!) * 1000) / result['2xx']);
+  const serverCpuUs = perEvent(0);
+  const emulatorCpuUs = perEvent(1);
   return {
     ...label,
     eventsPerSecond: result['2xx'] / seconds,
     p50: result.latency.p50,
     p99: result.latency.p99,
     failures: result.non2xx + result.errors + result.timeouts,
+    ...(serverCpuUs === undefined ? {} : { serverCpuUs }),
+    ...(emulatorCpuUs === undefined ? {} : { emulatorCpuUs }),
   };
 }
 
 function table(rows: Measured[], ratios: Map<string, number>): string {
   const lines = [
-    `| body | server | events/s | p50 ms | p99 ms | failed requests | vs baseline |`,
-    `|---|---|---:|---:|---:|---:|---:|`,
+    `| body | server | events/s | p50 ms | p99 ms | failed requests | vs baseline | server CPU µs/event | emulator CPU µs/event |`,
+    `|---|---|---:|---:|---:|---:|---:|---:|---:|`,
   ];
+  const us = (value: number | undefined) => (value === undefined ? 'n/a' : String(Math.round(value)));
   for (const r of rows) {
     const ratio = r.server === 'collect' ? ratios.get(r.body)!.toFixed(2) : '1.00';
-    lines.push(`| ${r.body} | ${r.server} | ${Math.round(r.eventsPerSecond)} | ${r.p50} | ${r.p99} | ${r.failures} | ${ratio} |`);
+    lines.push(
+      `| ${r.body} | ${r.server} | ${Math.round(r.eventsPerSecond)} | ${r.p50} | ${r.p99} | ${r.failures} | ${ratio} | ${us(r.serverCpuUs)} | ${us(r.emulatorCpuUs)} |`,
+    );
   }
   return lines.join('\n');
 }
@@ -161,17 +199,17 @@ async function main(): Promise<void> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'mdc-bench-ingest-'));
   const azurite = await startAzurite();
   try {
-    const eventHub = await spawnServer('emulator', { BENCH_DATA_DIR: dataDir });
+    const emulator = await spawnServer('emulator', { BENCH_DATA_DIR: dataDir });
     const env = {
       AzureWebJobsStorage: azurite.connectionString,
       MDC_STORAGE: azurite.connectionString,
-      MDC_EVENTHUB: eventHub,
+      MDC_EVENTHUB: emulator.url,
       MDC_EVENTHUB_NAME: hubName,
       MDC_ADMIN_KEY: adminKey,
     };
-    const [collectUrl, baselineUrl] = await Promise.all([spawnServer('collect', env), spawnServer('baseline', env)]);
+    const [collect, baseline] = await Promise.all([spawnServer('collect', env), spawnServer('baseline', env)]);
 
-    const created = await fetch(`${collectUrl}/api/deployments/bench-ep/blue`, {
+    const created = await fetch(`${collect.url}/api/deployments/bench-ep/blue`, {
       method: 'PUT',
       headers: { 'x-mdc-admin-key': adminKey },
       body: 'data_collector:\n  collections:\n    model_inputs:\n      enabled: true\n',
@@ -182,8 +220,8 @@ async function main(): Promise<void> {
     const rows: Measured[] = [];
     const ratios = new Map<string, number>();
     for (const [label, body] of [['1 row', rowsBody(1)], ['100 rows', rowsBody(100)]] as const) {
-      const base = await measure(baselineUrl, body, {}, { body: label, server: 'baseline (bare node:http)' });
-      const ours = await measure(`${collectUrl}/api/collect/bench-ep/blue/model_inputs`, body, { 'x-mdc-key': ingestKey }, { body: label, server: 'collect' });
+      const base = await measure(baseline, emulator, '/', body, {}, { body: label, server: 'baseline (bare node:http)' });
+      const ours = await measure(collect, emulator, '/api/collect/bench-ep/blue/model_inputs', body, { 'x-mdc-key': ingestKey }, { body: label, server: 'collect' });
       rows.push(base, ours);
       ratios.set(label, ours.eventsPerSecond / base.eventsPerSecond);
       console.log(`${label}: baseline ${Math.round(base.eventsPerSecond)}/s, collect ${Math.round(ours.eventsPerSecond)}/s`);
