@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { HttpRequest, HttpResponse, type Cookie, type HttpFunctionOptions, type HttpRequestInit, type HttpResponseInit } from '@azure/functions';
+import { BufferedRequest } from './buffered-request';
 import { errorText, invocationContext } from './context';
 import type { HostLog } from './log';
 import { byPrecedence, matchRoute, parseRoute, type Route } from './routes';
@@ -11,11 +12,14 @@ import { byPrecedence, matchRoute, parseRoute, type Route } from './routes';
 export const defaultMaxRequestBodyBytes = 100 * 1024 * 1024;
 
 /**
- * A body whose Content-Length is at most this is read whole before the handler runs and handed over as bytes:
- * a `Request` over an async iterable costs several times more per request than one over a buffer, which
- * dominates small calls. Larger or chunked bodies stay streamed, read only as the handler reads them.
+ * A body whose Content-Length is at most this is read whole before the handler runs and handed over as bytes
+ * (`BufferedRequest`): a fetch `Request` over a stream costs more per request than all of a small `collect`
+ * call. Larger or chunked bodies stay streamed, read only as the handler reads them.
  */
 export const bufferedRequestBodyBytes = 1024 * 1024;
+
+/** Methods a fetch `Request` takes with a body; others (TRACE, ...) keep to a real `Request`, and its refusal. */
+const bodyMethods = new Set(['POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
 export interface HttpBinding {
   readonly name: string;
@@ -111,20 +115,22 @@ export async function dispatchHttp(
 
   const { binding, params } = found;
   const url = `http://${req.headers.host ?? '127.0.0.1'}${req.url ?? '/'}`;
-  let requestBody: { body: RequestInit['body']; duplex?: 'half' } | undefined;
-  if (method !== 'GET' && method !== 'HEAD') {
-    if (req.headers['content-length'] !== undefined && declared <= bufferedRequestBodyBytes) {
-      const bytes = await readWhole(req);
-      // The client went away before sending its body: there is no one to answer.
-      if (!bytes) return;
-      requestBody = { body: bytes };
-    } else {
-      requestBody = { body: body() as unknown as RequestInit['body'], duplex: 'half' };
-    }
+  let nativeRequest: Request | BufferedRequest;
+  if (bodyMethods.has(method) && req.headers['content-length'] !== undefined && declared <= bufferedRequestBodyBytes) {
+    const bytes = await readWhole(req);
+    // The client went away before sending its body: there is no one to answer.
+    if (!bytes) return;
+    nativeRequest = new BufferedRequest(url, method, new Headers(requestHeaders(req)), bytes);
+  } else {
+    const hasBody = method !== 'GET' && method !== 'HEAD';
+    nativeRequest = new Request(url, {
+      method,
+      headers: requestHeaders(req),
+      ...(hasBody ? { body: body() as unknown as RequestInit['body'], duplex: 'half' } : {}),
+    } as RequestInit);
   }
-  const nativeRequest = new Request(url, { method, headers: requestHeaders(req), ...requestBody } as RequestInit);
-  // `nativeRequest` is how the library itself builds a streaming request (createStreamRequest).
-  const request = new HttpRequest({ nativeRequest, params } as HttpRequestInit);
+  // A native request plus route params is how the library itself builds a streaming request (createStreamRequest).
+  const request = new HttpRequest({ nativeRequest, params } as unknown as HttpRequestInit);
   const context = invocationContext({
     functionName: binding.name,
     trigger: { type: 'httpTrigger', name: 'request', authLevel: binding.options.authLevel ?? 'anonymous', methods: [...binding.methods] },
