@@ -101,18 +101,6 @@ export async function dispatchHttp(
     return;
   }
   let tooLarge = false;
-  const body = async function* () {
-    let seen = 0;
-    for await (const chunk of req as AsyncIterable<Buffer>) {
-      seen += chunk.length;
-      if (seen > limit) {
-        tooLarge = true;
-        throw new RequestBodyTooLargeError(`the request body exceeds ${limit} bytes`);
-      }
-      yield chunk;
-    }
-  };
-
   const { binding, params } = found;
   const url = `http://${req.headers.host ?? '127.0.0.1'}${req.url ?? '/'}`;
   let nativeRequest: Request | BufferedRequest;
@@ -122,6 +110,17 @@ export async function dispatchHttp(
     if (!bytes) return;
     nativeRequest = new BufferedRequest(url, method, new Headers(requestHeaders(req)), bytes);
   } else {
+    const body = async function* () {
+      let seen = 0;
+      for await (const chunk of req as AsyncIterable<Buffer>) {
+        seen += chunk.length;
+        if (seen > limit) {
+          tooLarge = true;
+          throw new RequestBodyTooLargeError(`the request body exceeds ${limit} bytes`);
+        }
+        yield chunk;
+      }
+    };
     const hasBody = method !== 'GET' && method !== 'HEAD';
     nativeRequest = new Request(url, {
       method,
