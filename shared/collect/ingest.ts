@@ -86,6 +86,56 @@ export function eventTime(date: Date): string {
   return date.toISOString().slice(0, 19) + 'Z';
 }
 
+let formattedSecond = NaN;
+let formattedTime = '';
+
+/** `eventTime` of the clock's now; the text changes once a second, so it is formatted once a second. */
+function eventTimeNow(): string {
+  const second = Math.floor(clock().now().getTime() / 1000);
+  if (second !== formattedSecond) {
+    formattedTime = eventTime(new Date(second * 1000));
+    formattedSecond = second;
+  }
+  return formattedTime;
+}
+
+type EventBase = Pick<HubEvent, 'endpoint' | 'deployment' | 'collection' | 'source' | 'type'>;
+
+interface Resolved {
+  datastores: Record<string, string>;
+  workspace: Settings['workspace'];
+  endpoint: string;
+  deployment: string;
+  base: EventBase;
+  target: BlobTarget;
+}
+
+/**
+ * Where a collection's events go and what they say about it, worked out once per configuration read: the
+ * store hands out the same configuration object until it reads the deployment again.
+ */
+const resolvedCollections = new WeakMap<DataCollectorConfig, Map<string, Resolved>>();
+
+function resolveCollection(config: DataCollectorConfig, endpoint: string, deployment: string, collection: string, settings: CollectDependencies['settings']): Resolved {
+  let byCollection = resolvedCollections.get(config);
+  const hit = byCollection?.get(collection);
+  if (hit && hit.datastores === settings.datastores && hit.workspace === settings.workspace && hit.endpoint === endpoint && hit.deployment === deployment) return hit;
+  const resolved: Resolved = {
+    datastores: settings.datastores,
+    workspace: settings.workspace,
+    endpoint,
+    deployment,
+    base: { endpoint, deployment, collection, source: sourceOf(settings.workspace, endpoint, deployment), type: `azureml.inference.${collection}` },
+    target: blobTargetOf(config, collection, settings.datastores),
+  };
+  if (!byCollection) {
+    byCollection = new Map();
+    resolvedCollections.set(config, byCollection);
+  }
+  byCollection.set(collection, resolved);
+  return resolved;
+}
+
 export function stagingBlobName(event: Pick<HubEvent, 'endpoint' | 'deployment' | 'collection' | 'id'>): string {
   return `staging/${event.endpoint}/${event.deployment}/${event.collection}/${event.id}`;
 }
@@ -205,12 +255,12 @@ function splicedBody(event: HubEvent, text: string, bytes: Uint8Array | undefine
   return Buffer.concat([headBytes, bytes, payloadTail], headBytes.byteLength + bytes.byteLength + payloadTail.byteLength);
 }
 
-function makeEvent(id: string, call: Call, base: Pick<HubEvent, 'endpoint' | 'deployment' | 'collection' | 'source' | 'type'>, target: BlobTarget, payload: Payload): HubEvent {
+function makeEvent(id: string, call: Call, base: EventBase, target: BlobTarget, payload: Payload): HubEvent {
   const { data: _data, extra, ...fields } = call;
   return { v: 1, id, ...base, ...fields, target, payload, ...extra };
 }
 
-function prepare(call: Call, base: Pick<HubEvent, 'endpoint' | 'deployment' | 'collection' | 'source' | 'type'>, target: BlobTarget): Prepared {
+function prepare(call: Call, base: EventBase, target: BlobTarget): Prepared {
   const id = randomUUID();
   const { data } = call;
   if ('json' in data) {
@@ -259,7 +309,7 @@ export async function collect(request: CollectRequest, deps: CollectDependencies
     });
   }
 
-  const now = eventTime(clock().now());
+  const now = eventTimeNow();
   const calls = isPayloadCollection(collection) ? [payloadCall(request, collection, config, now)] : customCalls(request, now);
   const correlationids = calls.map((c) => c.correlationid);
   const answer = { correlationid: correlationids[0]!, correlationids };
@@ -272,16 +322,17 @@ export async function collect(request: CollectRequest, deps: CollectDependencies
   const dropInfo = dropped > 0 ? { dropped, reason: 'sampled_out' as const } : {};
   if (kept.length === 0) return { accepted: 0, ids: [], ...answer, sampled, ...dropInfo };
 
-  const target = blobTargetOf(config, collection, deps.settings.datastores);
-  const base = { endpoint, deployment, collection, source: sourceOf(deps.settings.workspace, endpoint, deployment), type: `azureml.inference.${collection}` };
+  const { base, target } = resolveCollection(config, endpoint, deployment, collection, deps.settings);
   const prepared = kept.map((call) => prepare(call, base, target));
 
   const staged = prepared.filter((p) => p.stage);
-  await Promise.all(
-    staged.map(async ({ stage }) => {
-      await stageBytes(deps.staging, stage!, options);
-    }),
-  );
+  if (staged.length > 0) {
+    await Promise.all(
+      staged.map(async ({ stage }) => {
+        await stageBytes(deps.staging, stage!, options);
+      }),
+    );
+  }
   const events: EventData[] = prepared.map((p) => ({ body: p.body, contentType: 'application/json' }));
   try {
     await senderFor(deps.producer, deps.sendTimeoutMs ?? defaultSendTimeoutMs).send(partitionKeyOf(base), events);
