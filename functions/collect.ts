@@ -1,6 +1,6 @@
 import { app, type HttpFunctionOptions, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { eventHubProducer } from '../shared/clients';
-import { readBody } from '../shared/collect/body-limit';
+import { readRequestBody } from '../shared/collect/body-limit';
 import { collect as collectCalls } from '../shared/collect/ingest';
 import { deploymentStore } from '../shared/deployment-store';
 import { answerFor } from '../shared/http-errors';
@@ -10,7 +10,7 @@ import { getSettings } from '../shared/settings';
 export async function collect(request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   try {
     const settings = getSettings();
-    const body = await readBody(request.body, { maxBytes: settings.maxBodyBytes, contentLength: request.headers.get('content-length') });
+    const body = await readRequestBody(request, settings.maxBodyBytes);
     const store = deploymentStore(settings);
     const answer = await collectCalls(
       { endpoint: request.params.endpoint, deployment: request.params.deployment, collection: request.params.collection, headers: request.headers, body },

@@ -1,5 +1,5 @@
 import { app, type HttpFunctionOptions, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
-import { readBody } from '../shared/collect/body-limit';
+import { readRequestBody } from '../shared/collect/body-limit';
 import { parseDeploymentConfig } from '../shared/deployment-config';
 import { deploymentStore, viewOf } from '../shared/deployment-store';
 import { answerFor, CollectorError } from '../shared/http-errors';
@@ -37,7 +37,7 @@ export async function deployments(request: HttpRequest, context: InvocationConte
       return { status: 204 };
     }
 
-    const body = await readBody(request.body, { maxBytes: maxConfigBytes, contentLength: request.headers.get('content-length') });
+    const body = await readRequestBody(request, maxConfigBytes);
     const config = parseDeploymentConfig(body.toString('utf8'), { endpoint, deployment, datastores: settings.datastores });
     const rotate = request.query.get('rotateKeys');
     if (rotate !== null && !/^(true|false)$/i.test(rotate)) {

@@ -43,10 +43,25 @@ export function hashesEqual(a: string, b: string): boolean {
   return left.length === right.length && left.length > 0 && timingSafeEqual(left, right);
 }
 
+/**
+ * Hashes of keys that have verified, so that a deployment's steady stream of calls does not hash its key each
+ * time. Only keys that matched are kept, so callers sending random keys cannot grow it; it is a memo of
+ * `hashKey`, and the comparison with the stored hash is still made, in constant time, on every call.
+ */
+const verifiedHashes = new Map<string, string>();
+const maxVerifiedHashes = 1000;
+
 /** True when `presented` is the deployment's key of that kind. */
 export function verifyKey(kind: KeyKind, hashes: KeyHashes, presented: string | null | undefined): boolean {
   if (!presented) return false;
-  return hashesEqual(hashKey(presented), hashes[kind]);
+  const known = verifiedHashes.get(presented);
+  const hash = known ?? hashKey(presented);
+  const ok = hashesEqual(hash, hashes[kind]);
+  if (ok && known === undefined) {
+    if (verifiedHashes.size >= maxVerifiedHashes) verifiedHashes.clear();
+    verifiedHashes.set(presented, hash);
+  }
+  return ok;
 }
 
 /** True when `presented` is the admin key (MDC_ADMIN_KEY); compared in constant time over digests. */

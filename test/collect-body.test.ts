@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { readRequestBody } from '../shared/collect/body-limit';
 import { customBodyFormat, parseCustomBody } from '../shared/collect/custom-body';
 import { isSampledIn, samplingScore } from '../shared/collect/sampling';
 import { CollectorError } from '../shared/http-errors';
@@ -71,6 +72,48 @@ describe('custom logging bodies (SPEC §4)', () => {
     expect(customBodyFormat('application/x-ndjson')).toBe('ndjson');
     expect(refusal(() => customBodyFormat('text/csv'))).toMatchObject({ status: 415, path: 'content-type' });
     expect(refusal(() => customBodyFormat('application/x-www-form-urlencoded'))).toMatchObject({ status: 415 });
+  });
+});
+
+describe('request bodies and the size limit', () => {
+  const url = 'http://127.0.0.1/api/collect/ep/blue/model_inputs';
+  /** A fetch Request streaming `parts`, with no Content-Length unless given. */
+  function streamed(parts: string[], headers: Record<string, string> = {}): { request: Request; pulled: () => number } {
+    let pulled = 0;
+    const pull = (controller: ReadableStreamDefaultController<Uint8Array>) => {
+      if (pulled === parts.length) return controller.close();
+      controller.enqueue(bytes(parts[pulled++]!));
+    };
+    // No read-ahead, so the count says how much the reader asked for.
+    const body = new ReadableStream<Uint8Array>({ pull }, { highWaterMark: 0 });
+    return { request: new Request(url, { method: 'POST', headers, body, duplex: 'half' } as RequestInit), pulled: () => pulled };
+  }
+
+  async function refusalOf(promise: Promise<unknown>): Promise<CollectorError> {
+    const error = await promise.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    if (error instanceof CollectorError) return error;
+    throw error ?? new Error('the body was accepted');
+  }
+
+  it('takes a body with a Content-Length within the limit whole', async () => {
+    const request = new Request(url, { method: 'POST', headers: { 'content-length': '9' }, body: '[{"a":1}]' });
+    expect((await readRequestBody(request, 9)).toString()).toBe('[{"a":1}]');
+  });
+
+  it('refuses a declared Content-Length over the limit with 413 before reading any of it', async () => {
+    const { request, pulled } = streamed(['[{"a":', '1}]'], { 'content-length': '9' });
+    expect((await refusalOf(readRequestBody(request, 8))).status).toBe(413);
+    expect(pulled()).toBe(0);
+  });
+
+  it('counts a body without a Content-Length as it streams in, and stops at the limit', async () => {
+    expect((await readRequestBody(streamed(['[{"a":', '1}]']).request, 9)).toString()).toBe('[{"a":1}]');
+    const { request, pulled } = streamed(['[{"a":', '1,"b":', '2}]', '...never read']);
+    expect((await refusalOf(readRequestBody(request, 9))).status).toBe(413);
+    expect(pulled()).toBeLessThan(4);
   });
 });
 

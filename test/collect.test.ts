@@ -149,6 +149,31 @@ describe('custom logging (SPEC §4, §5)', () => {
     });
   });
 
+  it('forwards a records body as sent, whether or not blank space or a byte order mark surrounds it', async () => {
+    const text = '[{"name": "zoë ✓", "n": 1.50}, {"name": "\\u00e9", "n": -2e3}]';
+    const answers = [];
+    for (const body of [text, ` \n${text}\r\n`, `\ufeff${text}`]) {
+      const answer = await post('credit-ep/blue/model_inputs', body, ingest('credit-ep', 'blue'));
+      expect(answer.status, answer.text).toBe(202);
+      answers.push(answer);
+    }
+    const events = await hub.events(answers.map((a) => a.json.ids[0] as string));
+    for (const event of events) expect(event.body.payload).toEqual({ kind: 'inline', data: JSON.parse(text) });
+  });
+
+  it('sends events of a collection to where its configuration says now, after a change as before it', async () => {
+    const yaml = (path: string) => `data_collector:\n  collections:\n    model_inputs:\n      enabled: true\n      data:\n        path: azureml://datastores/workspaceblobstore/paths/${path}\n`;
+    const created = await put('move-ep', 'blue', yaml('first/place'));
+    expect(created.status).toBe(201);
+    const key = { 'x-mdc-key': created.json.ingestKey as string };
+    const before = await post('move-ep/blue/model_inputs', JSON.stringify(rows), key);
+    expect((await put('move-ep', 'blue', yaml('second/place'))).status).toBe(200);
+    const after = await post('move-ep/blue/model_inputs', JSON.stringify(rows), key);
+    const [first, second] = await hub.events([before.json.ids[0] as string, after.json.ids[0] as string]);
+    expect(first!.body.target.path).toBe('first/place');
+    expect(second!.body.target.path).toBe('second/place');
+  });
+
   it('columns and an envelope: the outputs call reuses the correlation id the inputs call returned', async () => {
     const inputs = await post('credit-ep/blue/model_inputs', JSON.stringify({ LIMIT_BAL: [502970, 20000], AGE: [54, 31] }), ingest('credit-ep', 'blue'));
     expect(inputs.status).toBe(202);

@@ -4,7 +4,7 @@ import { startAzurite, type Azurite } from '../local/azurite';
 import { parseDeploymentConfig } from '../shared/deployment-config';
 import { DeploymentStore, viewOf } from '../shared/deployment-store';
 import { CollectorError } from '../shared/http-errors';
-import { hashKey, verifyKey } from '../shared/keys';
+import { hashesOf, hashKey, issueKeys, verifyKey } from '../shared/keys';
 
 const datastores = { workspaceblobstore: 'azureml-blobstore' };
 const config = (endpoint: string, deployment: string, rate = 1) =>
@@ -55,6 +55,16 @@ describe('deployment store (Azurite)', () => {
     expect(verifyKey('ingest', record.keyHashes, keys.ingestKey)).toBe(true);
     expect(verifyKey('ingest', record.keyHashes, keys.readKey)).toBe(false);
     expect(JSON.stringify(viewOf(record))).not.toContain(record.keyHashes.ingest);
+  });
+
+  it('checks a key that has verified before against the stored hashes again, each time', async () => {
+    const keys = issueKeys();
+    const other = issueKeys();
+    for (let i = 0; i < 2; i++) {
+      expect(verifyKey('ingest', hashesOf(keys), keys.ingestKey)).toBe(true);
+      expect(verifyKey('read', hashesOf(keys), keys.ingestKey)).toBe(false);
+      expect(verifyKey('ingest', hashesOf(other), keys.ingestKey)).toBe(false);
+    }
   });
 
   it('updates without new keys, rotates on request, and lists what it holds', async () => {

@@ -1,9 +1,20 @@
 import { EventHubProducerClient } from '@azure/event-hubs';
-import type { EventHubFunctionOptions, HttpFunctionOptions, InvocationContext, Timer, TimerFunctionOptions } from '@azure/functions';
+import http from 'node:http';
+import {
+  HttpRequest,
+  HttpResponse,
+  type EventHubFunctionOptions,
+  type HttpFunctionOptions,
+  type HttpResponseInit,
+  type InvocationContext,
+  type Timer,
+  type TimerFunctionOptions,
+} from '@azure/functions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { healthOptions } from '../functions/health';
 import { startLocalHost, type FunctionTables, type LocalHost } from '../local/host';
 import { checkpointContainer } from '../local/host/event-hub-trigger';
+import { bufferedRequestBodyBytes } from '../local/host/http-trigger';
 import { consoleLog } from '../local/host/log';
 import { eventually, startStack, type Stack } from './support/stack';
 
@@ -28,6 +39,80 @@ const echo: HttpFunctionOptions = {
     const body = await request.text();
     return { status: 201, headers: { 'x-echo': 'yes' }, jsonBody: { params: request.params, q: request.query.get('q'), bytes: body.length } };
   },
+};
+
+/** What handlers return, by name: the host must answer each as the library's `HttpResponse` presents it. */
+const answers: Record<string, () => HttpResponseInit | HttpResponse> = {
+  json: () => ({ status: 202, headers: { 'x-mdc-correlation-id': 'c-1' }, jsonBody: { accepted: 1, ids: ['a'] } }),
+  'json with its own type': () => ({ headers: { 'Content-Type': 'application/problem+json' }, jsonBody: { error: 'x' } }),
+  'json over a body': () => ({ jsonBody: [1, 2], body: 'ignored' }),
+  text: () => ({ status: 418, body: 'short and stout ✓' }),
+  bytes: () => ({ body: Buffer.from([0, 1, 2, 255]), headers: [['content-type', 'application/octet-stream']] }),
+  empty: () => ({ status: 201 }),
+  cookies: () => ({
+    headers: new Headers([['set-cookie', 'a=1'], ['x-two', '2']]),
+    cookies: [{ name: 'b', value: 'two words', path: '/', httpOnly: true, sameSite: 'Strict' }],
+    body: 'ok',
+  }),
+  'no content with a body': () => ({ status: 204, jsonBody: { dropped: true } }),
+  stream: () => ({ body: new ReadableStream({ start: (c) => (c.enqueue(new TextEncoder().encode('streamed')), c.close()) }) }),
+  'form fields': () => ({ body: new URLSearchParams({ a: '1', b: 'two' }) }),
+  'HttpResponse instance': () => new HttpResponse({ status: 203, jsonBody: { made: 'by hand' } }),
+};
+
+const answer: HttpFunctionOptions = { methods: ['GET'], route: 'answer/{name}', handler: async (request) => answers[request.params.name!]!() };
+
+const badStatus: HttpFunctionOptions = { methods: ['GET'], route: 'bad-status', handler: async () => ({ status: 99, body: 'no' }) };
+
+/** What a handler can see of a request, reading the body in the way `?read=` names, then trying to read it again. */
+async function inspectRequest(request: HttpRequest): Promise<Record<string, unknown>> {
+  const read = request.query.get('read') ?? 'body';
+  let seen: unknown;
+  if (read === 'json') seen = await request.json();
+  else if (read === 'text') seen = await request.text();
+  else if (read === 'arrayBuffer') seen = Buffer.from(await request.arrayBuffer()).toString('base64');
+  else if (read === 'blob') {
+    const blob = await request.blob();
+    seen = { type: blob.type, text: await blob.text() };
+  } else if (read === 'formData') seen = [...(await request.formData())].map(([k, v]) => [k, String(v)]);
+  else if (read === 'clone') seen = [await request.clone().text(), await request.text()];
+  else {
+    let bytes = 0;
+    for await (const chunk of request.body! as unknown as AsyncIterable<Uint8Array>) bytes += chunk.byteLength;
+    seen = bytes;
+  }
+  let again: string;
+  try {
+    await request.text();
+    again = 'read twice';
+  } catch (error) {
+    again = `${(error as Error).name}: ${(error as Error).message}`;
+  }
+  let clonedAfter: string;
+  try {
+    request.clone();
+    clonedAfter = 'cloned';
+  } catch (error) {
+    clonedAfter = `${(error as Error).name}: ${(error as Error).message}`;
+  }
+  return {
+    url: request.url,
+    method: request.method,
+    params: request.params,
+    query: [...request.query],
+    headers: ['content-type', 'x-custom'].map((name) => request.headers.get(name)),
+    read,
+    seen,
+    again,
+    clonedAfter,
+    bodyUsed: request.bodyUsed,
+  };
+}
+
+const inspect: HttpFunctionOptions = {
+  methods: ['POST', 'PUT', 'PATCH'],
+  route: 'inspect/{id}',
+  handler: async (request) => ({ jsonBody: await inspectRequest(request) }),
 };
 
 const record: EventHubFunctionOptions = {
@@ -71,7 +156,7 @@ const tick: TimerFunctionOptions = {
 };
 
 const functions: FunctionTables = {
-  httpFunctions: { health: healthOptions, echo },
+  httpFunctions: { health: healthOptions, echo, answer, badStatus, inspect },
   eventHubFunctions: { record, flaky, failing },
   timerFunctions: { tick },
 };
@@ -126,7 +211,7 @@ describe('local host: HTTP', () => {
     expect(await response.json()).toEqual({ status: 'ok', storage: 'up', eventHubs: 'up' });
   });
 
-  it('passes route parameters, query and the streamed body, and sends back status, headers and JSON', async () => {
+  it('passes route parameters, query and the body, and sends back status, headers and JSON', async () => {
     const response = await fetch(`${stack.url}/api/echo/blue%20one?q=7`, { method: 'POST', body: 'x'.repeat(300_000) });
     expect(response.status).toBe(201);
     expect(response.headers.get('x-echo')).toBe('yes');
@@ -145,6 +230,93 @@ describe('local host: HTTP', () => {
     const wrongMethod = await fetch(`${stack.url}/api/echo/a`, { method: 'GET' });
     expect(wrongMethod.status).toBe(405);
     expect(wrongMethod.headers.get('allow')).toBe('POST');
+  });
+});
+
+/** Headers the host or Node add or frame themselves, which a `Response` object does not have; cookies are compared apart. */
+const framing = new Set(['date', 'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'set-cookie']);
+
+function headersOf(headers: Headers): [string, string][] {
+  return [...headers].filter(([name]) => !framing.has(name));
+}
+
+/** A chunked upload (no Content-Length), as `http.request` sends it. */
+function postChunked(url: string, chunks: string[]): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: 'POST', headers: { 'content-type': 'text/plain' } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
+    });
+    req.on('error', reject);
+    for (const chunk of chunks) req.write(chunk);
+    req.end();
+  });
+}
+
+describe('local host: what handlers return and receive', () => {
+  it.each(Object.keys(answers))('answers "%s" as the library\'s HttpResponse presents it', async (name) => {
+    const expected = (() => {
+      const made = answers[name]!();
+      return made instanceof HttpResponse ? made : new HttpResponse(made);
+    })();
+    const response = await fetch(`${stack.url}/api/answer/${encodeURIComponent(name)}`);
+    expect(response.status).toBe(expected.status);
+    const cookies = [...expected.headers.getSetCookie(), ...expected.cookies.map((c) => `${c.name}=${encodeURIComponent(c.value)}`)];
+    expect(response.headers.getSetCookie().map((c) => c.split(';')[0])).toEqual(cookies);
+    expect(headersOf(response.headers)).toEqual(headersOf(expected.headers));
+    expect(Buffer.from(await response.arrayBuffer())).toEqual(Buffer.from(await expected.arrayBuffer()));
+  });
+
+  it('answers 500 InvalidResponse when the library would refuse what the handler returned', async () => {
+    const response = await fetch(`${stack.url}/api/bad-status`);
+    expect(response.status).toBe(500);
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe('InvalidResponse');
+  });
+
+  const small = JSON.stringify({ rows: [{ a: 1 }, { b: 'twó' }] });
+  const uploads: Array<[string, string, string, string]> = [
+    ['body', 'POST', 'application/json', small],
+    ['text', 'PUT', 'text/plain; charset=utf-8', '\ufeffwith a byte order mark'],
+    ['json', 'POST', 'application/json', small],
+    ['json', 'PATCH', 'application/json', '{"not json'],
+    ['arrayBuffer', 'POST', 'application/octet-stream', 'bytes'],
+    ['blob', 'POST', 'Application/JSON; Charset=UTF-8', small],
+    ['formData', 'POST', 'application/x-www-form-urlencoded', 'a=1&b=two+words&a=3'],
+    ['clone', 'PUT', 'text/plain', 'cloned twice'],
+    ['body', 'POST', 'text/plain', ''],
+    ['text', 'POST', 'text/plain', ''],
+  ];
+
+  it.each(uploads)('hands a small declared body, read by %s (%s, %s), as the library\'s own HttpRequest does', async (read, method, type, body) => {
+    const path = `/api/inspect/small?read=${read}&q=1&q=2`;
+    const headers = { 'content-type': type, 'x-custom': 'yes' };
+    const response = await fetch(stack.url + path, { method, headers, body });
+    const library = new HttpRequest({
+      url: stack.url + path,
+      method,
+      headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+      body: { bytes: Buffer.from(body) },
+      params: { id: 'small' },
+    });
+    const expected = await inspectRequest(library).then(
+      (value) => ({ status: 200, value }),
+      (error: Error) => ({ status: 500, value: error.message }),
+    );
+    expect(response.status).toBe(expected.status);
+    if (expected.status === 200) expect(await response.json()).toEqual(expected.value);
+    else expect(((await response.json()) as { error: { message: string } }).error.message).toContain(expected.value);
+  });
+
+  it('streams a body larger than it buffers, and a chunked one, to the handler', async () => {
+    const large = 'y'.repeat(bufferedRequestBodyBytes + 1);
+    const big = await fetch(`${stack.url}/api/inspect/large`, { method: 'POST', body: large });
+    expect(await big.json()).toMatchObject({ params: { id: 'large' }, seen: large.length, again: expect.stringMatching(/^TypeError/), bodyUsed: true });
+
+    const chunked = await postChunked(`${stack.url}/api/inspect/chunked?read=text`, ['first,', 'second,', 'third']);
+    expect(chunked.status).toBe(200);
+    expect(JSON.parse(chunked.body)).toMatchObject({ params: { id: 'chunked' }, read: 'text', seen: 'first,second,third', headers: ['text/plain', null] });
   });
 });
 

@@ -2,13 +2,24 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { HttpRequest, HttpResponse, type Cookie, type HttpFunctionOptions, type HttpRequestInit } from '@azure/functions';
+import { HttpRequest, HttpResponse, type Cookie, type HttpFunctionOptions, type HttpRequestInit, type HttpResponseInit } from '@azure/functions';
+import { BufferedRequest } from './buffered-request';
 import { errorText, invocationContext } from './context';
 import type { HostLog } from './log';
 import { byPrecedence, matchRoute, parseRoute, type Route } from './routes';
 
 /** The Functions host refuses request bodies over 100 MB (FUNCTIONS_REQUEST_BODY_SIZE_LIMIT). */
 export const defaultMaxRequestBodyBytes = 100 * 1024 * 1024;
+
+/**
+ * A body whose Content-Length is at most this is read whole before the handler runs and handed over as bytes
+ * (`BufferedRequest`): a fetch `Request` over a stream costs more per request than all of a small `collect`
+ * call. Larger or chunked bodies stay streamed, read only as the handler reads them.
+ */
+export const bufferedRequestBodyBytes = 1024 * 1024;
+
+/** Methods a fetch `Request` takes with a body; others (TRACE, ...) keep to a real `Request`, and its refusal. */
+const bodyMethods = new Set(['POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
 export interface HttpBinding {
   readonly name: string;
@@ -49,9 +60,9 @@ class RequestBodyTooLargeError extends Error {
 }
 
 /**
- * Serves one request under the route prefix: finds the function by route and method, hands it a streaming
- * `HttpRequest` (the body is read only as the handler reads it, as with the library's HTTP streaming), and
- * writes back what it returns. `path` is the part after the prefix.
+ * Serves one request under the route prefix: finds the function by route and method, hands it an `HttpRequest`
+ * (streaming, as with the library's HTTP streaming, unless the body is small and declared: see
+ * `bufferedRequestBodyBytes`), and writes back what it returns. `path` is the part after the prefix.
  */
 export async function dispatchHttp(
   bindings: readonly HttpBinding[],
@@ -90,28 +101,35 @@ export async function dispatchHttp(
     return;
   }
   let tooLarge = false;
-  const body = async function* () {
-    let seen = 0;
-    for await (const chunk of req as AsyncIterable<Buffer>) {
-      seen += chunk.length;
-      if (seen > limit) {
-        tooLarge = true;
-        throw new RequestBodyTooLargeError(`the request body exceeds ${limit} bytes`);
-      }
-      yield chunk;
-    }
-  };
-
   const { binding, params } = found;
   const url = `http://${req.headers.host ?? '127.0.0.1'}${req.url ?? '/'}`;
-  const hasBody = method !== 'GET' && method !== 'HEAD';
-  const nativeRequest = new Request(url, {
-    method,
-    headers: requestHeaders(req),
-    ...(hasBody ? { body: body() as unknown as RequestInit['body'], duplex: 'half' } : {}),
-  } as RequestInit);
-  // `nativeRequest` is how the library itself builds a streaming request (createStreamRequest).
-  const request = new HttpRequest({ nativeRequest, params } as HttpRequestInit);
+  let nativeRequest: Request | BufferedRequest;
+  if (bodyMethods.has(method) && req.headers['content-length'] !== undefined && declared <= bufferedRequestBodyBytes) {
+    const bytes = await readWhole(req);
+    // The client went away before sending its body: there is no one to answer.
+    if (!bytes) return;
+    nativeRequest = new BufferedRequest(url, method, new Headers(requestHeaders(req)), bytes);
+  } else {
+    const body = async function* () {
+      let seen = 0;
+      for await (const chunk of req as AsyncIterable<Buffer>) {
+        seen += chunk.length;
+        if (seen > limit) {
+          tooLarge = true;
+          throw new RequestBodyTooLargeError(`the request body exceeds ${limit} bytes`);
+        }
+        yield chunk;
+      }
+    };
+    const hasBody = method !== 'GET' && method !== 'HEAD';
+    nativeRequest = new Request(url, {
+      method,
+      headers: requestHeaders(req),
+      ...(hasBody ? { body: body() as unknown as RequestInit['body'], duplex: 'half' } : {}),
+    } as RequestInit);
+  }
+  // A native request plus route params is how the library itself builds a streaming request (createStreamRequest).
+  const request = new HttpRequest({ nativeRequest, params } as unknown as HttpRequestInit);
   const context = invocationContext({
     functionName: binding.name,
     trigger: { type: 'httpTrigger', name: 'request', authLevel: binding.options.authLevel ?? 'anonymous', methods: [...binding.methods] },
@@ -139,6 +157,19 @@ export async function dispatchHttp(
   );
 }
 
+/** The whole body, or undefined when the request was aborted first. Node's parser holds it to Content-Length. */
+function readWhole(req: IncomingMessage): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.once('end', () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)));
+    req.once('error', () => resolve(undefined));
+    req.once('close', () => {
+      if (!req.complete) resolve(undefined);
+    });
+  });
+}
+
 function requestHeaders(req: IncomingMessage): Record<string, string> {
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(req.headers)) {
@@ -153,29 +184,79 @@ async function sendResponse(res: ServerResponse, result: unknown, method: string
     res.writeHead(204).end();
     return;
   }
-  let response: HttpResponse;
+  let plain: PlainResponse | undefined;
+  let response: HttpResponse | undefined;
   try {
-    response = result instanceof HttpResponse ? result : new HttpResponse(result as ConstructorParameters<typeof HttpResponse>[0]);
+    if (!(result instanceof HttpResponse)) plain = plainResponse(result as HttpResponseInit);
+    if (!plain) response = result instanceof HttpResponse ? result : new HttpResponse(result as HttpResponseInit);
   } catch (error) {
     sendError(res, 500, 'InvalidResponse', `the function returned a response the host cannot send: ${errorText(error)}`);
     return;
   }
-  for (const [name, value] of response.headers) {
-    if (name !== 'set-cookie') res.setHeader(name, value);
+  if (plain) {
+    writeHead(res, plain.status, plain.headers, plain.cookies);
+    if (plain.body === undefined || method === 'HEAD') res.end();
+    else res.end(plain.body);
+    return;
   }
-  const cookies = [...response.headers.getSetCookie(), ...response.cookies.map(serializeCookie)];
-  if (cookies.length > 0) res.setHeader('set-cookie', cookies);
-  res.statusCode = response.status;
-  if (!response.body || method === 'HEAD') {
+  writeHead(res, response!.status, response!.headers, response!.cookies);
+  if (!response!.body || method === 'HEAD') {
     res.end();
     return;
   }
   try {
-    await pipeline(Readable.fromWeb(response.body as WebReadableStream<Uint8Array>), res);
+    await pipeline(Readable.fromWeb(response!.body as WebReadableStream<Uint8Array>), res);
   } catch (error) {
     onError(error);
     res.destroy();
   }
+}
+
+function writeHead(res: ServerResponse, status: number, headers: Headers, extraCookies: readonly Cookie[]): void {
+  for (const [name, value] of headers) {
+    if (name !== 'set-cookie') res.setHeader(name, value);
+  }
+  const cookies = [...headers.getSetCookie(), ...extraCookies.map(serializeCookie)];
+  if (cookies.length > 0) res.setHeader('set-cookie', cookies);
+  res.statusCode = status;
+}
+
+interface PlainResponse {
+  status: number;
+  headers: Headers;
+  cookies: readonly Cookie[];
+  body?: string | Uint8Array;
+}
+
+/** Statuses the fetch `Response` gives no body (the library drops one for them). */
+const nullBodyStatuses = new Set([204, 205, 304]);
+
+/**
+ * A returned `HttpResponseInit` whose body is already whole (`jsonBody`, a string or bytes), as the library's
+ * `HttpResponse` would present it: the same status, headers and default content type. Writing it directly
+ * spares a fetch `Response` and a web stream per request. Undefined for anything else (streams, blobs, forms,
+ * statuses the library treats specially), which goes through `HttpResponse` as before.
+ */
+export function plainResponse(init: HttpResponseInit): PlainResponse | undefined {
+  const status = init.status ?? 200;
+  if (!Number.isInteger(status) || status < 200 || status > 599 || nullBodyStatuses.has(status)) return undefined;
+  let body: string | Uint8Array | undefined;
+  let contentType: string | undefined;
+  if (init.jsonBody !== undefined && init.jsonBody !== null) {
+    body = JSON.stringify(init.jsonBody) as string | undefined;
+    if (body === undefined) return undefined;
+    contentType = 'application/json';
+  } else if (typeof init.body === 'string') {
+    body = init.body;
+    contentType = 'text/plain;charset=UTF-8';
+  } else if (init.body instanceof Uint8Array) {
+    body = init.body;
+  } else if (init.body !== undefined && init.body !== null) {
+    return undefined;
+  }
+  const headers = new Headers(init.headers);
+  if (contentType && !headers.has('content-type')) headers.set('content-type', contentType);
+  return { status, headers, cookies: init.cookies ?? [], ...(body === undefined ? {} : { body }) };
 }
 
 function serializeCookie(cookie: Cookie): string {

@@ -66,8 +66,11 @@ interface Call {
   agent: string;
   time: string;
   datacontenttype: string;
-  /** Parsed JSON data (with its text when it can be forwarded as sent), or raw bytes to stage. */
-  data: { json: unknown; text?: string } | { raw: Uint8Array };
+  /**
+   * Parsed JSON data (with its text when it can be forwarded as sent, and that text's UTF-8 bytes when they are
+   * the request body itself), or raw bytes to stage.
+   */
+  data: { json: unknown; text?: string; bytes?: Uint8Array } | { raw: Uint8Array };
   extra: Pick<HubEvent, 'path' | 'method' | 'statuscode' | 'durationms' | 'headers'>;
 }
 
@@ -81,6 +84,56 @@ export function sourceOf(workspace: Settings['workspace'], endpoint: string, dep
 
 export function eventTime(date: Date): string {
   return date.toISOString().slice(0, 19) + 'Z';
+}
+
+let formattedSecond = NaN;
+let formattedTime = '';
+
+/** `eventTime` of the clock's now; the text changes once a second, so it is formatted once a second. */
+function eventTimeNow(): string {
+  const second = Math.floor(clock().now().getTime() / 1000);
+  if (second !== formattedSecond) {
+    formattedTime = eventTime(new Date(second * 1000));
+    formattedSecond = second;
+  }
+  return formattedTime;
+}
+
+type EventBase = Pick<HubEvent, 'endpoint' | 'deployment' | 'collection' | 'source' | 'type'>;
+
+interface Resolved {
+  datastores: Record<string, string>;
+  workspace: Settings['workspace'];
+  endpoint: string;
+  deployment: string;
+  base: EventBase;
+  target: BlobTarget;
+}
+
+/**
+ * Where a collection's events go and what they say about it, worked out once per configuration read: the
+ * store hands out the same configuration object until it reads the deployment again.
+ */
+const resolvedCollections = new WeakMap<DataCollectorConfig, Map<string, Resolved>>();
+
+function resolveCollection(config: DataCollectorConfig, endpoint: string, deployment: string, collection: string, settings: CollectDependencies['settings']): Resolved {
+  let byCollection = resolvedCollections.get(config);
+  const hit = byCollection?.get(collection);
+  if (hit && hit.datastores === settings.datastores && hit.workspace === settings.workspace && hit.endpoint === endpoint && hit.deployment === deployment) return hit;
+  const resolved: Resolved = {
+    datastores: settings.datastores,
+    workspace: settings.workspace,
+    endpoint,
+    deployment,
+    base: { endpoint, deployment, collection, source: sourceOf(settings.workspace, endpoint, deployment), type: `azureml.inference.${collection}` },
+    target: blobTargetOf(config, collection, settings.datastores),
+  };
+  if (!byCollection) {
+    byCollection = new Map();
+    resolvedCollections.set(config, byCollection);
+  }
+  byCollection.set(collection, resolved);
+  return resolved;
 }
 
 export function stagingBlobName(event: Pick<HubEvent, 'endpoint' | 'deployment' | 'collection' | 'id'>): string {
@@ -103,6 +156,10 @@ function customCalls(request: CollectRequest, now: string): Call[] {
   const parsed: CustomCall[] = parseCustomBody(request.body, customBodyFormat(request.headers.get('content-type')));
   // Request headers describe one call; several NDJSON calls must not share a correlation id, or their rows merge.
   const useHeaders = parsed.length === 1;
+  // A body that starts with "[" and ends with "]" is exactly the rows' text (no BOM, no blank around it), and
+  // valid UTF-8, so its bytes are that text's encoding: the event can take them without encoding the text again.
+  const body = request.body;
+  const bodyIsRows = useHeaders && body[0] === 0x5b && body[body.byteLength - 1] === 0x5d;
   const xRequestId = header(request.headers, 'x-request-id');
   const agent = header(request.headers, 'user-agent', 1024) ?? '';
   const modelVersion = header(request.headers, 'x-mdc-model-version');
@@ -116,7 +173,7 @@ function customCalls(request: CollectRequest, now: string): Call[] {
       agent: call.agent ?? agent,
       time: call.time ?? now,
       datacontenttype: 'application/json',
-      data: call.rowsJson === undefined ? { json: call.rows } : { json: call.rows, text: call.rowsJson },
+      data: call.rowsJson === undefined ? { json: call.rows } : { json: call.rows, text: call.rowsJson, ...(bodyIsRows ? { bytes: body } : {}) },
       extra: {},
     };
   });
@@ -184,26 +241,37 @@ interface Prepared {
   stage?: { blob: string; bytes: Uint8Array; contentType: string };
 }
 
-/** The event's JSON with the data written as the caller's own (already validated) JSON text: no second serialisation. */
-function spliceData(event: HubEvent, text: string): string {
+const payloadTail = Buffer.from('}}');
+
+/**
+ * The event's JSON with the data written as the caller's own (already validated) JSON text: no second
+ * serialisation, and no second encoding when the text's bytes are at hand.
+ */
+function splicedBody(event: HubEvent, text: string, bytes: Uint8Array | undefined): Buffer {
   const { payload: _payload, ...rest } = event;
-  const head = JSON.stringify(rest);
-  return `${head.slice(0, -1)},"payload":{"kind":"inline","data":${text}}}`;
+  const head = `${JSON.stringify(rest).slice(0, -1)},"payload":{"kind":"inline","data":`;
+  if (!bytes) return Buffer.from(`${head}${text}}}`);
+  const headBytes = Buffer.from(head);
+  return Buffer.concat([headBytes, bytes, payloadTail], headBytes.byteLength + bytes.byteLength + payloadTail.byteLength);
 }
 
-function prepare(call: Call, base: Pick<HubEvent, 'endpoint' | 'deployment' | 'collection' | 'source' | 'type'>, target: BlobTarget): Prepared {
+function makeEvent(id: string, call: Call, base: EventBase, target: BlobTarget, payload: Payload): HubEvent {
+  const { data: _data, extra, ...fields } = call;
+  return { v: 1, id, ...base, ...fields, target, payload, ...extra };
+}
+
+function prepare(call: Call, base: EventBase, target: BlobTarget): Prepared {
   const id = randomUUID();
-  const { data, extra, ...fields } = call;
-  const make = (payload: Payload): HubEvent => ({ v: 1, id, ...base, ...fields, target, payload, ...extra });
+  const { data } = call;
   if ('json' in data) {
-    const event = make({ kind: 'inline', data: data.json });
-    const body = Buffer.from(data.text === undefined ? JSON.stringify(event) : spliceData(event, data.text));
+    const event = makeEvent(id, call, base, target, { kind: 'inline', data: data.json });
+    const body = data.text === undefined ? Buffer.from(JSON.stringify(event)) : splicedBody(event, data.text, data.bytes);
     if (body.byteLength <= maxInlineEventBytes) return { event, body };
   }
   const blob = stagingBlobName({ ...base, id });
   const bytes = 'json' in data ? Buffer.from(JSON.stringify(data.json)) : data.raw;
   const contentType = 'json' in data ? 'application/json' : call.datacontenttype;
-  const event = make({ kind: 'staged', blob, contentType, bytes: bytes.byteLength, json: 'json' in data });
+  const event = makeEvent(id, call, base, target, { kind: 'staged', blob, contentType, bytes: bytes.byteLength, json: 'json' in data });
   return { event, body: Buffer.from(JSON.stringify(event)), stage: { blob, bytes, contentType } };
 }
 
@@ -241,7 +309,7 @@ export async function collect(request: CollectRequest, deps: CollectDependencies
     });
   }
 
-  const now = eventTime(clock().now());
+  const now = eventTimeNow();
   const calls = isPayloadCollection(collection) ? [payloadCall(request, collection, config, now)] : customCalls(request, now);
   const correlationids = calls.map((c) => c.correlationid);
   const answer = { correlationid: correlationids[0]!, correlationids };
@@ -254,16 +322,17 @@ export async function collect(request: CollectRequest, deps: CollectDependencies
   const dropInfo = dropped > 0 ? { dropped, reason: 'sampled_out' as const } : {};
   if (kept.length === 0) return { accepted: 0, ids: [], ...answer, sampled, ...dropInfo };
 
-  const target = blobTargetOf(config, collection, deps.settings.datastores);
-  const base = { endpoint, deployment, collection, source: sourceOf(deps.settings.workspace, endpoint, deployment), type: `azureml.inference.${collection}` };
+  const { base, target } = resolveCollection(config, endpoint, deployment, collection, deps.settings);
   const prepared = kept.map((call) => prepare(call, base, target));
 
   const staged = prepared.filter((p) => p.stage);
-  await Promise.all(
-    staged.map(async ({ stage }) => {
-      await stageBytes(deps.staging, stage!, options);
-    }),
-  );
+  if (staged.length > 0) {
+    await Promise.all(
+      staged.map(async ({ stage }) => {
+        await stageBytes(deps.staging, stage!, options);
+      }),
+    );
+  }
   const events: EventData[] = prepared.map((p) => ({ body: p.body, contentType: 'application/json' }));
   try {
     await senderFor(deps.producer, deps.sendTimeoutMs ?? defaultSendTimeoutMs).send(partitionKeyOf(base), events);
