@@ -1,5 +1,6 @@
 import { EventHubProducerClient } from '@azure/event-hubs';
 import http from 'node:http';
+import { Readable } from 'node:stream';
 import {
   HttpRequest,
   HttpResponse,
@@ -56,6 +57,7 @@ const answers: Record<string, () => HttpResponseInit | HttpResponse> = {
   }),
   'no content with a body': () => ({ status: 204, jsonBody: { dropped: true } }),
   stream: () => ({ body: new ReadableStream({ start: (c) => (c.enqueue(new TextEncoder().encode('streamed')), c.close()) }) }),
+  'node stream': () => ({ status: 200, headers: { 'content-type': 'text/csv' }, body: Readable.from([Buffer.from('a,b\n'), Buffer.from('1,2\n')]) as unknown as ReadableStream }),
   'form fields': () => ({ body: new URLSearchParams({ a: '1', b: 'two' }) }),
   'HttpResponse instance': () => new HttpResponse({ status: 203, jsonBody: { made: 'by hand' } }),
 };

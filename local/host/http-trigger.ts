@@ -193,19 +193,26 @@ async function sendResponse(res: ServerResponse, result: unknown, method: string
     sendError(res, 500, 'InvalidResponse', `the function returned a response the host cannot send: ${errorText(error)}`);
     return;
   }
+  let stream: Readable | undefined;
   if (plain) {
     writeHead(res, plain.status, plain.headers, plain.cookies);
-    if (plain.body === undefined || method === 'HEAD') res.end();
-    else res.end(plain.body);
-    return;
+    if (!plain.stream) {
+      if (plain.body === undefined || method === 'HEAD') res.end();
+      else res.end(plain.body);
+      return;
+    }
+    stream = plain.stream;
+  } else {
+    writeHead(res, response!.status, response!.headers, response!.cookies);
+    if (response!.body) stream = Readable.fromWeb(response!.body as WebReadableStream<Uint8Array>);
   }
-  writeHead(res, response!.status, response!.headers, response!.cookies);
-  if (!response!.body || method === 'HEAD') {
+  if (!stream || method === 'HEAD') {
+    stream?.destroy();
     res.end();
     return;
   }
   try {
-    await pipeline(Readable.fromWeb(response!.body as WebReadableStream<Uint8Array>), res);
+    await pipeline(stream, res);
   } catch (error) {
     onError(error);
     res.destroy();
@@ -226,13 +233,15 @@ interface PlainResponse {
   headers: Headers;
   cookies: readonly Cookie[];
   body?: string | Uint8Array;
+  /** A Node stream, piped as it is rather than through a web stream and back (the read API's rows). */
+  stream?: Readable;
 }
 
 /** Statuses the fetch `Response` gives no body (the library drops one for them). */
 const nullBodyStatuses = new Set([204, 205, 304]);
 
 /**
- * A returned `HttpResponseInit` whose body is already whole (`jsonBody`, a string or bytes), as the library's
+ * A returned `HttpResponseInit` whose body is already whole (`jsonBody`, a string or bytes) or a Node stream, as the library's
  * `HttpResponse` would present it: the same status, headers and default content type. Writing it directly
  * spares a fetch `Response` and a web stream per request. Undefined for anything else (streams, blobs, forms,
  * statuses the library treats specially), which goes through `HttpResponse` as before.
@@ -251,6 +260,9 @@ export function plainResponse(init: HttpResponseInit): PlainResponse | undefined
     contentType = 'text/plain;charset=UTF-8';
   } else if (init.body instanceof Uint8Array) {
     body = init.body;
+  } else if (init.body instanceof Readable) {
+    // As an async iterable, the library's Response gives it no content type either.
+    return { status, headers: new Headers(init.headers), cookies: init.cookies ?? [], stream: init.body };
   } else if (init.body !== undefined && init.body !== null) {
     return undefined;
   }
