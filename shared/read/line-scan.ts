@@ -24,6 +24,7 @@ const CLOSE_BRACKET = 93;
 const COMMA = 44;
 const COLON = 58;
 
+// Hot call sites test for a character above space first: JSON.stringify writes no whitespace, so the call is rare.
 function skipSpace(text: string, i: number): number {
   for (;;) {
     const c = text.charCodeAt(i);
@@ -94,12 +95,12 @@ function scanRecords(text: string, i: number): { end: number; records: number[] 
     const end = recordEnd(text, at);
     if (end < 0) return undefined;
     records.push(at, end);
-    at = skipSpace(text, end);
+    at = text.charCodeAt(end) > 32 ? end : skipSpace(text, end);
     const c = text.charCodeAt(at);
     // One test over the whole array: outside strings, a key's quotes are bare, inside them they are escaped.
     if (c === CLOSE_BRACKET) return idKey.test(text.slice(i, at)) ? undefined : { end: at + 1, records };
     if (c !== COMMA) return undefined;
-    at = skipSpace(text, at + 1);
+    at = text.charCodeAt(at + 1) > 32 ? at + 1 : skipSpace(text, at + 1);
   }
 }
 
@@ -121,9 +122,9 @@ export function scanLine(text: string): ScannedLine | undefined {
     const keyEnd = skipString(text, i);
     if (keyEnd < 0) return undefined;
     const key = text.slice(i + 1, keyEnd - 1);
-    i = skipSpace(text, keyEnd);
+    i = text.charCodeAt(keyEnd) > 32 ? keyEnd : skipSpace(text, keyEnd);
     if (text.charCodeAt(i) !== COLON) return undefined;
-    const valueStart = skipSpace(text, i + 1);
+    const valueStart = text.charCodeAt(i + 1) > 32 ? i + 1 : skipSpace(text, i + 1);
     let valueEnd: number;
     if (key === 'data') {
       if (text.charCodeAt(valueStart) !== OPEN_BRACKET) return undefined;
@@ -142,11 +143,11 @@ export function scanLine(text: string): ScannedLine | undefined {
         return undefined;
       }
     }
-    i = skipSpace(text, valueEnd);
+    i = text.charCodeAt(valueEnd) > 32 ? valueEnd : skipSpace(text, valueEnd);
     const c = text.charCodeAt(i);
     if (c === CLOSE_BRACE) break;
     if (c !== COMMA) return undefined;
-    i = skipSpace(text, i + 1);
+    i = text.charCodeAt(i + 1) > 32 ? i + 1 : skipSpace(text, i + 1);
   }
   if (skipSpace(text, i + 1) !== text.length) return undefined;
   if (correlationid === undefined || time === undefined || records === undefined) return undefined;

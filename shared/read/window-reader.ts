@@ -135,7 +135,7 @@ export async function* blobRowBatches(
 }
 
 /** JSONL is written in chunks of about this size: one HTTP write per row would cost more than the row. */
-const chunkChars = 64 * 1024;
+const chunkChars = 256 * 1024;
 
 /**
  * The rows of `[start, end)` as JSONL bytes, at most `limit`. The same rows as `windowRowBatches`, but
