@@ -197,6 +197,7 @@ async function main(): Promise<void> {
       }),
     ].join('\n');
     console.log(table);
+    const jsonlRatio = jsonl.rows / jsonl.seconds / (raw.rows / raw.seconds);
 
     const section = [
       '<!-- bench:read -->',
@@ -205,6 +206,9 @@ async function main(): Promise<void> {
       `${blobCount} hourly rolled files of ${blobMB} MB (${mb(raw.bytes).toFixed(0)} MB, ${totalRows} rows of 6 columns, ${rowsPerLine} rows per line) in Azurite on disk, read as one window through the local host, on ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}. The limit is a raw sequential download of the same blobs (SAS URLs) in the same run. Both are read by the same reader, a separate process with plain \`node:http\`, as a monitor would be; "vs raw" is rows/s over the limit's rows/s (target ≥ 0.5). Peak RSS is this process (the host and its blob reads; Azurite and the reader run apart): the 1/8 window and the whole window peak alike when memory does not grow with the window.`,
       '',
       table,
+      '',
+      `Target: JSONL at least 0.50 of the limit. This run: **${jsonlRatio.toFixed(2)}**${jsonlRatio >= 0.5 ? ' (met)' : ' (NOT met)'}. ` +
+        'The host turns each line into rows on one thread while Azurite and the reader share the other core: its CPU per byte, not waiting on storage, bounds the read.',
       '<!-- /bench:read -->',
     ].join('\n');
     const file = path.resolve(__dirname, '..', 'BENCHMARKS.md');
