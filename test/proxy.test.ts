@@ -1,8 +1,10 @@
 import http from 'node:http';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseProxyArgs, UsageError } from '../sdk/proxy/main';
 import { PayloadProxy } from '../sdk/proxy/proxy';
+import type { CollectorError } from '../sdk/typescript/src/errors';
 import { freePort } from '../local/ports';
 import { eventually, Recorder } from './support/sdk-recorder';
 
@@ -160,15 +162,15 @@ describe('payload-logging proxy', () => {
 
   it('with the collector down, every proxied request still succeeds and the losses are counted', async () => {
     await collector.stop();
-    const losses: string[] = [];
-    await startProxy({ retry: { maxRetries: 1, baseDelayMs: 1, maxDelayMs: 5 }, onError: (e) => losses.push(e.code) });
+    const losses: CollectorError[] = [];
+    await startProxy({ retry: { maxRetries: 1, baseDelayMs: 1, maxDelayMs: 5 }, onError: (e) => losses.push(e) });
     const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => send(`${proxyUrl}/score`, { body: JSON.stringify({ data: [i] }) })));
     expect(answers.map((a) => a.status)).toEqual(Array(50).fill(200));
     expect(answers.map((a) => JSON.parse(a.body.toString()).predictions[0])).toEqual(Array.from({ length: 50 }, (_, i) => i * 2));
     await proxy.logger.flush();
     expect(proxy.logger.stats.sent).toBe(0);
     expect(proxy.logger.stats.failed + proxy.logger.stats.dropped).toBe(100);
-    expect(losses).toHaveLength(100);
+    expect(losses.reduce((n, e) => n + e.dropped, 0)).toBe(100);
   });
 
   it('with the collector stuck, answers still flow and the log queue stays bounded', async () => {
@@ -181,6 +183,56 @@ describe('payload-logging proxy', () => {
     expect(proxy.logger.pending).toBe(10);
     expect(proxy.logger.stats.dropped).toBe(50);
     collector.release();
+  });
+
+  it('pipelines its logs over a few keep-alive connections', async () => {
+    await startProxy();
+    const answers = await Promise.all(Array.from({ length: 100 }, (_, i) => send(`${proxyUrl}/score`, { body: JSON.stringify({ data: [i] }) })));
+    expect(answers.every((a) => a.status === 200)).toBe(true);
+    await eventually(() => collector.requests.length === 200, 'two hundred payload logs');
+    await proxy.logger.flush();
+    expect(proxy.logger.stats).toEqual({ sent: 200, dropped: 0, failed: 0 });
+    expect(collector.connections).toBeLessThanOrEqual(8);
+    const bodies = collector.requests.filter((r) => r.url.endsWith('/request')).map((r) => JSON.parse(r.body.toString()).data[0]);
+    expect(bodies.sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+  });
+
+  it('while the collector is down, stops trying, drops and counts logs, then probes and resumes', async () => {
+    await collector.stop();
+    // The collector's port accepts and hangs up at once, so every connection the proxy makes is counted.
+    let attempts = 0;
+    const refusing = net.createServer((socket) => {
+      attempts++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => refusing.listen(collector.port, '127.0.0.1', resolve));
+    const losses: CollectorError[] = [];
+    await startProxy({ retry: { maxRetries: 0 }, breaker: { failures: 2, cooldownMs: 300, maxCooldownMs: 300 }, onError: (e) => losses.push(e) });
+
+    await eventually(async () => {
+      expect((await send(`${proxyUrl}/score`, { body: '{"data":[1]}' })).status).toBe(200);
+      return proxy.logger.collectorDown;
+    }, 'the breaker to open');
+    const attemptsWhenOpened = attempts;
+    const droppedWhenOpened = proxy.logger.stats.dropped;
+    for (let i = 0; i < 20; i++) expect((await send(`${proxyUrl}/score`, { body: JSON.stringify({ data: [i] }) })).status).toBe(200);
+    if (proxy.logger.collectorDown) {
+      expect(attempts).toBe(attemptsWhenOpened);
+      expect(proxy.logger.stats.dropped).toBeGreaterThanOrEqual(droppedWhenOpened + 40);
+    }
+
+    await new Promise<void>((resolve) => refusing.close(() => resolve()));
+    await collector.start();
+    await eventually(async () => {
+      await send(`${proxyUrl}/score`, { body: '{"data":[2]}' });
+      return !proxy.logger.collectorDown && collector.requests.some((r) => r.url.endsWith('/response'));
+    }, 'logs to flow again');
+    await proxy.logger.flush();
+    const { sent, dropped, failed } = proxy.logger.stats;
+    expect(sent).toBe(collector.requests.length);
+    expect(dropped).toBeGreaterThan(0);
+    expect(losses.some((e) => e.code === 'CollectorDown')).toBe(true);
+    expect(losses.reduce((n, e) => n + e.dropped, 0)).toBe(dropped + failed);
   });
 
   it('reads its command line and environment', () => {
