@@ -1,8 +1,14 @@
 /**
  * What the payload-logging proxy adds to a model's latency: p99 through the proxy minus p99 straight to the
- * model server, measured in the same run at the same fixed rate (target: ≤ 2 ms). The model server, the
- * collector stand-in (a 202 sink) and the proxy each run in their own process, as they would in production;
- * autocannon drives the load from this one. A third run points the proxy at a collector that is down.
+ * model server, measured in the same run under the same load (target: ≤ 2 ms). The model server, the collector
+ * stand-in (a 202 sink) and the proxy each run in their own process, as they would in production; the load comes
+ * from this one. A third scenario points a second proxy at a collector that is down.
+ *
+ * The load is open-loop (./open-loop.ts): requests fall due at an even pace, and a request due while all
+ * connections are busy is charged from its due time. autocannon's `overallRate`, used before, spends a
+ * per-second budget per connection back to back, so "1000 req/s" was a burst at full speed and then silence,
+ * which measured the proxy saturated rather than at 1000 req/s. Every process gets `BENCH_SETTLE_SECONDS` of
+ * load before the rounds, and the scenarios are interleaved within each round, so drift hits all of them alike.
  *
  *   npm run bench:proxy            (BENCH_SECONDS=8 BENCH_RATE=1000 BENCH_CONNECTIONS=8 to change the load)
  */
