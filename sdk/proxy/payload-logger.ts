@@ -277,6 +277,8 @@ export class PayloadLogger {
     this.inFlight -= entries.length;
     const reason = error?.message ?? 'the collector closed the connection as it had said';
     if (error) this.failedAttempt(reason, undefined);
+    // A probe cut off by a close the server had announced proves nothing: let the next one go.
+    else if (this.breaker === 'half-open') this.probing = false;
     for (const entry of entries) this.retryOrLose(entry, reason, undefined);
     this.settle();
   }
