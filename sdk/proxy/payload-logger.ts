@@ -1,6 +1,7 @@
+import type http from 'node:http';
+import { errors, Pool, type Dispatcher } from 'undici';
 import { CollectorError } from '../typescript/src/errors';
-import { backoffMs, defaultRetry, describeAnswer, isRetryableStatus, retryAfterMs, type HttpAnswer, type RetryOptions } from '../typescript/src/transport';
-import { PipelinedConnection, type PipelinedRequest } from './pipeline';
+import { backoffMs, defaultRetry, describeAnswer, isRetryableStatus, maxAnswerBytes, retryAfterMs, type HttpAnswer, type RetryOptions } from '../typescript/src/transport';
 
 /** One HTTP body the model received or returned, with the payload-logging headers that describe it. */
 export interface PayloadLogEvent {
@@ -30,8 +31,6 @@ export interface PayloadLoggerOptions {
   concurrency?: number;
   /** Requests out on one connection before its answers come back. Default 64. */
   pipelineDepth?: number;
-  /** How long a log may wait for others to leave in the same write. Default 5 ms. */
-  lingerMs?: number;
   /** Default: 3 retries, 100 ms to 2 s. A proxy keeps little: what cannot be sent soon is dropped and counted. */
   retry?: RetryOptions;
   breaker?: BreakerOptions;
@@ -48,14 +47,11 @@ export interface PayloadLoggerStats {
   failed: number;
 }
 
-interface Entry extends PipelinedRequest {
-  collection: PayloadLogEvent['collection'];
-  bytes: number;
+interface Entry {
+  event: PayloadLogEvent;
   attempts: number;
   /** When a retry may leave (ms since the epoch). */
   due: number;
-  /** Until it is first sent; then `wire` holds it, built once so that a retry resends the same bytes. */
-  event: PayloadLogEvent | undefined;
 }
 
 type BreakerState = 'closed' | 'open' | 'half-open';
@@ -65,7 +61,7 @@ const unsafeValue = /[\r\n\0]/;
 
 /**
  * Fire-and-forget delivery of payload logs: `log()` never waits, so a slow or absent collector cannot delay the
- * model's answers. Logs leave in pipelined batches after a short linger, off the answer path. A bounded queue caps
+ * model's answers. Logs leave pipelined over a few keep-alive connections (an undici `Pool`). A bounded queue caps
  * the memory they take. When the collector keeps failing, a circuit breaker stops sending for a while and drops
  * (and counts) what is logged meanwhile, then lets one log through to probe: a dead collector costs a counter
  * increment per log, not a connection attempt, a retry timer and an error.
@@ -79,18 +75,17 @@ export class PayloadLogger {
   private readonly maxQueueBytes: number;
   private readonly concurrency: number;
   private readonly depth: number;
-  private readonly lingerMs: number;
   private readonly timeoutMs: number;
   private readonly retry: Required<RetryOptions>;
   private readonly breakerOptions: Required<BreakerOptions>;
   private readonly onError: ((error: CollectorError) => void) | undefined;
-  private readonly connections: Array<PipelinedConnection<Entry>> = [];
+  private pool: Pool | undefined;
   private readonly queue: Entry[] = [];
   private retrying: Entry[] = [];
-  private inFlight = 0;
+  /** Handed to the pool and not yet settled; an entry taken out of it is no longer this request's to count. */
+  private readonly inFlight = new Set<Entry>();
   private queuedBytes = 0;
   private idle: Array<() => void> = [];
-  private pumpTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private closing = false;
   private breaker: BreakerState = 'closed';
@@ -111,7 +106,6 @@ export class PayloadLogger {
     this.maxQueueBytes = options.maxQueueBytes ?? 64 * 1024 * 1024;
     this.concurrency = Math.max(1, options.concurrency ?? 8);
     this.depth = Math.max(1, options.pipelineDepth ?? 64);
-    this.lingerMs = options.lingerMs ?? 5;
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.retry = { ...defaultRetry, maxRetries: 3, baseDelayMs: 100, maxDelayMs: 2000, ...options.retry };
     this.breakerOptions = { failures: 3, cooldownMs: 1000, maxCooldownMs: 30_000, ...options.breaker };
@@ -120,7 +114,7 @@ export class PayloadLogger {
 
   /** Events queued, waiting to retry, or being sent. */
   get pending(): number {
-    return this.queue.length + this.retrying.length + this.inFlight;
+    return this.queue.length + this.retrying.length + this.inFlight.size;
   }
 
   /** True while the breaker is open: the collector kept failing and logs are dropped unsent. */
@@ -148,9 +142,9 @@ export class PayloadLogger {
       this.report(new CollectorError('QueueFull', `payload log queue is full: a ${event.collection} log was dropped`, { dropped: 1 }));
       return false;
     }
-    this.queue.push({ collection: event.collection, bytes: event.body.length, attempts: 0, due: 0, wire: [], event });
+    this.queue.push({ event, attempts: 0, due: 0 });
     this.queuedBytes += event.body.length;
-    this.schedule();
+    this.pump();
     return true;
   }
 
@@ -171,93 +165,75 @@ export class PayloadLogger {
     } finally {
       clearTimeout(timer);
       this.closing = true;
-      clearTimeout(this.pumpTimer);
       clearTimeout(this.retryTimer);
-      const left = [...this.queue.splice(0), ...this.retrying.splice(0)];
-      for (const connection of this.connections.splice(0)) {
-        const cut = connection.inFlight.splice(0);
-        this.inFlight -= cut.length;
-        left.push(...cut);
-        connection.destroy();
-      }
-      this.retrying = [];
+      const left = [...this.queue.splice(0), ...this.retrying.splice(0), ...this.inFlight];
+      this.inFlight.clear();
       for (const entry of left) this.lose(entry);
       const lost = left.length;
       if (lost > 0) this.report(new CollectorError('SendFailed', `stopped before ${lost} payload log(s) could be sent`, { dropped: lost }));
       this.reportDown();
       this.settle();
+      await this.dropPool();
     }
   }
 
-  /** The request as it goes on the wire. */
-  private serialize(event: PayloadLogEvent): Buffer[] {
-    let head = `POST ${this.paths[event.collection]} HTTP/1.1\r\nhost: ${this.url.host}\r\ncontent-length: ${event.body.length}\r\nx-mdc-key: ${this.key}\r\n`;
+  /** Hands queued logs to the pool, as many as its connections can have out at once (one while probing). */
+  private pump(): void {
+    if (this.breaker === 'open' || this.closing) return;
+    const room = this.breaker === 'half-open' ? (this.probing ? 0 : 1) : this.concurrency * this.depth - this.inFlight.size;
+    const batch = this.queue.splice(0, room);
+    if (this.breaker === 'half-open' && batch.length > 0) this.probing = true;
+    for (const entry of batch) this.send(entry);
+  }
+
+  private send(entry: Entry): void {
+    const { event } = entry;
+    const headers: Record<string, string> = { 'x-mdc-key': this.key };
     for (const name in event.headers) {
       const value = event.headers[name]!;
-      if (!unsafeValue.test(value)) head += `${name}: ${value}\r\n`;
+      if (!unsafeValue.test(value)) headers[name] = value;
     }
-    const headBytes = Buffer.from(`${head}\r\n`, 'latin1');
-    return event.body.length === 0 ? [headBytes] : [headBytes, event.body];
-  }
-
-  /** Lets logs gather for `lingerMs` so that they leave together. */
-  private schedule(): void {
-    if (this.pumpTimer !== undefined) return;
-    this.pumpTimer = setTimeout(() => this.pump(), this.lingerMs);
-    this.pumpTimer.unref();
-  }
-
-  private pump(): void {
-    clearTimeout(this.pumpTimer);
-    this.pumpTimer = undefined;
-    if (this.breaker === 'open' || this.closing) return;
-    while (this.queue.length > 0) {
-      if (this.breaker === 'half-open' && this.probing) return;
-      const connection = this.pick();
-      if (!connection) return;
-      const room = this.breaker === 'half-open' ? 1 : this.depth - connection.inFlight.length;
-      const batch = this.queue.splice(0, room);
-      if (this.breaker === 'half-open') this.probing = true;
-      for (const entry of batch) {
-        if (entry.event) {
-          entry.wire = this.serialize(entry.event);
-          entry.event = undefined;
-        }
-      }
-      this.inFlight += batch.length;
-      connection.send(batch);
-    }
-  }
-
-  /** An idle connection, else a new one, else the least busy one with room; sequential servers get spread. */
-  private pick(): PipelinedConnection<Entry> | undefined {
-    let best: PipelinedConnection<Entry> | undefined;
-    for (const connection of this.connections) {
-      if (!connection.open) continue;
-      if (connection.inFlight.length === 0) return connection;
-      if (connection.inFlight.length < this.depth && (!best || connection.inFlight.length < best.inFlight.length)) best = connection;
-    }
-    if (this.connections.length < this.concurrency) {
-      const connection: PipelinedConnection<Entry> = new PipelinedConnection<Entry>(
-        { url: this.url, timeoutMs: this.timeoutMs, idleMs: 2000 },
-        {
-          answered: (entry, answer) => this.answered(entry, answer),
-          lost: (entries, error) => this.lost(entries, error),
-          closed: () => {
-            const at = this.connections.indexOf(connection);
-            if (at !== -1) this.connections.splice(at, 1);
-            if (this.queue.length > 0) this.schedule();
-          },
+    this.pool ??= new Pool(this.url.origin, {
+      connections: this.concurrency,
+      pipelining: this.depth,
+      headersTimeout: this.timeoutMs,
+      bodyTimeout: this.timeoutMs,
+      // Closing idle connections well before the server would means a write never races the server's close.
+      keepAliveTimeout: 2000,
+      keepAliveMaxTimeout: 2000,
+    });
+    this.inFlight.add(entry);
+    this.pool
+      .request({
+        path: this.paths[event.collection],
+        method: 'POST',
+        headers,
+        body: event.body,
+        // undici pipelines only idempotent, non-blocking requests. A log resent after a dropped connection may
+        // be stored twice, which retrying it would risk anyway.
+        idempotent: true,
+        blocking: false,
+      })
+      .then(readAnswer)
+      .then(
+        (answer) => {
+          if (this.inFlight.delete(entry)) this.answered(entry, answer);
+        },
+        (error: Error) => {
+          if (this.inFlight.delete(entry)) this.lost(entry, error);
         },
       );
-      this.connections.push(connection);
-      return connection;
-    }
-    return best;
+  }
+
+  /** Frees the sockets, failing what the pool still holds: its entries have been taken out of `inFlight`. */
+  private async dropPool(): Promise<void> {
+    const pool = this.pool;
+    this.pool = undefined;
+    await pool?.destroy().catch(() => undefined);
   }
 
   private answered(entry: Entry, answer: HttpAnswer): void {
-    this.inFlight--;
+    const { collection } = entry.event;
     if (answer.status >= 200 && answer.status < 300) {
       this.stats.sent++;
       this.succeeded();
@@ -268,18 +244,21 @@ export class PayloadLogger {
       // The collector is up and has answered: a refusal is about this log, not an outage.
       this.succeeded();
       this.lose(entry);
-      this.report(new CollectorError('Rejected', `the collector refused a ${entry.collection} log: ${describeAnswer(answer)}`, { dropped: 1, status: answer.status }));
+      this.report(new CollectorError('Rejected', `the collector refused a ${collection} log: ${describeAnswer(answer)}`, { dropped: 1, status: answer.status }));
     }
     this.settle();
   }
 
-  private lost(entries: Entry[], error: Error | undefined): void {
-    this.inFlight -= entries.length;
-    const reason = error?.message ?? 'the collector closed the connection as it had said';
-    if (error) this.failedAttempt(reason, undefined);
-    // A probe cut off by a close the server had announced proves nothing: let the next one go.
-    else if (this.breaker === 'half-open') this.probing = false;
-    for (const entry of entries) this.retryOrLose(entry, reason, undefined);
+  private lost(entry: Entry, error: Error): void {
+    if (error instanceof errors.InvalidArgumentError || error instanceof errors.NotSupportedError) {
+      // undici refused the request before sending it (a header it will not send, say): about this log, not an outage.
+      this.lose(entry);
+      this.report(new CollectorError('Rejected', `a ${entry.event.collection} log could not be sent: ${error.message}`, { dropped: 1 }));
+    } else {
+      const reason = error instanceof errors.HeadersTimeoutError || error instanceof errors.BodyTimeoutError ? `no answer from ${this.url.host} within ${this.timeoutMs} ms` : error.message;
+      this.failedAttempt(reason, undefined);
+      this.retryOrLose(entry, reason, undefined);
+    }
     this.settle();
   }
 
@@ -294,7 +273,7 @@ export class PayloadLogger {
     if (entry.attempts > this.retry.maxRetries) {
       this.lose(entry);
       this.report(
-        new CollectorError('SendFailed', `gave up sending a ${entry.collection} log after ${entry.attempts} attempt(s): ${reason}`, {
+        new CollectorError('SendFailed', `gave up sending a ${entry.event.collection} log after ${entry.attempts} attempt(s): ${reason}`, {
           dropped: 1,
           ...(status !== undefined ? { status } : {}),
         }),
@@ -308,7 +287,7 @@ export class PayloadLogger {
 
   private lose(entry: Entry): void {
     this.stats.failed++;
-    this.queuedBytes -= entry.bytes;
+    this.queuedBytes -= entry.event.body.length;
   }
 
   private armRetry(): void {
@@ -332,7 +311,7 @@ export class PayloadLogger {
       this.breaker = 'closed';
       this.opensInARow = 0;
       this.probing = false;
-      if (this.queue.length > 0) this.schedule();
+      this.pump();
     }
   }
 
@@ -354,9 +333,16 @@ export class PayloadLogger {
     this.retrying = [];
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
-    for (const entry of shed) this.queuedBytes -= entry.bytes;
+    for (const entry of shed) this.queuedBytes -= entry.event.body.length;
     this.stats.dropped += shed.length;
     this.unreportedDown += shed.length;
+    // undici resends what a dropped connection left unanswered, on new connections: the breaker means to stop.
+    for (const entry of this.inFlight) {
+      this.lose(entry);
+      this.unreportedDown++;
+    }
+    this.inFlight.clear();
+    void this.dropPool();
     this.reportDown(`the collector failed ${this.failuresInARow} time(s) in a row, so payload logs are dropped for ${Math.round(pause)} ms, then one probes`);
   }
 
@@ -375,7 +361,7 @@ export class PayloadLogger {
 
   /** Wakes `flush()` callers once nothing is left. */
   private settle(): void {
-    if (this.queue.length > 0 && this.breaker !== 'open') this.schedule();
+    if (this.queue.length > 0) this.pump();
     if (this.pending !== 0) return;
     this.reportDown();
     const waiters = this.idle;
@@ -390,4 +376,15 @@ export class PayloadLogger {
       // a throwing handler must not break the proxy
     }
   }
+}
+
+/** Reads the answer, keeping no more of its body than an error message needs. */
+async function readAnswer(response: Dispatcher.ResponseData): Promise<HttpAnswer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of response.body as AsyncIterable<Buffer>) {
+    if (size < maxAnswerBytes) chunks.push(chunk);
+    size += chunk.length;
+  }
+  return { status: response.statusCode, headers: response.headers as http.IncomingHttpHeaders, body: Buffer.concat(chunks).toString('utf8') };
 }
