@@ -3,6 +3,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseProxyArgs, UsageError } from '../sdk/proxy/main';
+import { PayloadLogger } from '../sdk/proxy/payload-logger';
 import { PayloadProxy } from '../sdk/proxy/proxy';
 import type { CollectorError } from '../sdk/typescript/src/errors';
 import { freePort } from '../local/ports';
@@ -245,5 +246,56 @@ describe('payload-logging proxy', () => {
     expect(() => parseProxyArgs(['--target', 'http://m'], {})).toThrow(/ingest key/);
     expect(() => parseProxyArgs(['--target', 'http://m', '--key', 'k'], {})).toThrow(/--endpoint and --deployment/);
     expect(() => parseProxyArgs(['--target', 'http://m', '--bogus'], {})).toThrow(UsageError);
+  });
+});
+
+describe('payload logger', () => {
+  let collector: Recorder;
+  let logger: PayloadLogger;
+  const losses: CollectorError[] = [];
+
+  function start(options: Partial<ConstructorParameters<typeof PayloadLogger>[0]> = {}) {
+    logger = new PayloadLogger({ deploymentUrl: `${collector.url}/api/collect/ep/blue`, key: 'k', onError: (e) => losses.push(e), ...options });
+  }
+
+  beforeEach(async () => {
+    losses.length = 0;
+    collector = await new Recorder().start();
+  });
+
+  afterEach(async () => {
+    collector.release();
+    await logger.close({ timeoutMs: 100 });
+    await collector.stop();
+  });
+
+  it('counts a collector that does not answer in time as a failure, and names the wait', async () => {
+    collector.fallback = { kind: 'hang' };
+    start({ timeoutMs: 100, retry: { maxRetries: 0 }, breaker: { failures: 1 } });
+    logger.log({ collection: 'request', body: Buffer.from('{}'), headers: {} });
+    await logger.flush();
+    expect(logger.stats).toEqual({ sent: 0, dropped: 0, failed: 1 });
+    expect(logger.collectorDown).toBe(true);
+    expect(losses.at(-1)!.message).toContain('within 100 ms');
+  });
+
+  it("keeps the breaker open for the collector's Retry-After", async () => {
+    collector.fallback = { kind: 'status', status: 503, headers: { 'retry-after': '7' } };
+    start({ breaker: { failures: 1 } });
+    logger.log({ collection: 'response', body: Buffer.from('{}'), headers: {} });
+    await logger.flush();
+    expect(logger.collectorDown).toBe(true);
+    expect(losses[0]!.message).toContain('dropped for 7000 ms');
+  });
+
+  it('loses only the log that carries a header the client will not send, without counting an outage', async () => {
+    start({ breaker: { failures: 1 } });
+    logger.log({ collection: 'request', body: Buffer.from('{}'), headers: { expect: '100-continue' } });
+    logger.log({ collection: 'request', body: Buffer.from('{}'), headers: { 'x-user-id': 'u-1' } });
+    await logger.flush();
+    expect(logger.stats).toEqual({ sent: 1, dropped: 0, failed: 1 });
+    expect(logger.collectorDown).toBe(false);
+    expect(losses.map((e) => e.code)).toEqual(['Rejected']);
+    expect(collector.requests[0]!.headers).toMatchObject({ 'x-user-id': 'u-1', 'x-mdc-key': 'k' });
   });
 });
