@@ -1,5 +1,6 @@
 import type http from 'node:http';
-import { errors, Pool, type Dispatcher } from 'undici';
+import type net from 'node:net';
+import { buildConnector, errors, Pool, type Dispatcher } from 'undici';
 import { CollectorError } from '../typescript/src/errors';
 import { backoffMs, defaultRetry, describeAnswer, isRetryableStatus, maxAnswerBytes, retryAfterMs, type HttpAnswer, type RetryOptions } from '../typescript/src/transport';
 
@@ -31,6 +32,8 @@ export interface PayloadLoggerOptions {
   concurrency?: number;
   /** Requests out on one connection before its answers come back. Default 64. */
   pipelineDepth?: number;
+  /** Logs gather this long before they leave together, in one write per connection. Default 5 ms. */
+  lingerMs?: number;
   /** Default: 3 retries, 100 ms to 2 s. A proxy keeps little: what cannot be sent soon is dropped and counted. */
   retry?: RetryOptions;
   breaker?: BreakerOptions;
@@ -76,10 +79,14 @@ export class PayloadLogger {
   private readonly concurrency: number;
   private readonly depth: number;
   private readonly timeoutMs: number;
+  private readonly lingerMs: number;
   private readonly retry: Required<RetryOptions>;
   private readonly breakerOptions: Required<BreakerOptions>;
   private readonly onError: ((error: CollectorError) => void) | undefined;
   private pool: Pool | undefined;
+  /** The pool's open sockets, corked while a batch is handed over so that it leaves in one write each. */
+  private readonly sockets = new Set<net.Socket>();
+  private pumpTimer: NodeJS.Timeout | undefined;
   private readonly queue: Entry[] = [];
   private retrying: Entry[] = [];
   /** Handed to the pool and not yet settled; an entry taken out of it is no longer this request's to count. */
@@ -107,6 +114,7 @@ export class PayloadLogger {
     this.concurrency = Math.max(1, options.concurrency ?? 8);
     this.depth = Math.max(1, options.pipelineDepth ?? 64);
     this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.lingerMs = Math.max(0, options.lingerMs ?? 5);
     this.retry = { ...defaultRetry, maxRetries: 3, baseDelayMs: 100, maxDelayMs: 2000, ...options.retry };
     this.breakerOptions = { failures: 3, cooldownMs: 1000, maxCooldownMs: 30_000, ...options.breaker };
     this.onError = options.onError;
@@ -144,7 +152,7 @@ export class PayloadLogger {
     }
     this.queue.push({ event, attempts: 0, due: 0 });
     this.queuedBytes += event.body.length;
-    this.pump();
+    this.schedule();
     return true;
   }
 
@@ -166,6 +174,8 @@ export class PayloadLogger {
       clearTimeout(timer);
       this.closing = true;
       clearTimeout(this.retryTimer);
+      clearTimeout(this.pumpTimer);
+      this.pumpTimer = undefined;
       const left = [...this.queue.splice(0), ...this.retrying.splice(0), ...this.inFlight];
       this.inFlight.clear();
       for (const entry of left) this.lose(entry);
@@ -177,13 +187,55 @@ export class PayloadLogger {
     }
   }
 
+  /** Lets logs gather for `lingerMs` so that they leave together: one write and one wake-up for many logs. */
+  private schedule(): void {
+    if (this.pumpTimer !== undefined) return;
+    this.pumpTimer = setTimeout(() => {
+      this.pumpTimer = undefined;
+      this.pump();
+    }, this.lingerMs);
+    this.pumpTimer.unref();
+  }
+
   /** Hands queued logs to the pool, as many as its connections can have out at once (one while probing). */
   private pump(): void {
     if (this.breaker === 'open' || this.closing) return;
     const room = this.breaker === 'half-open' ? (this.probing ? 0 : 1) : this.concurrency * this.depth - this.inFlight.size;
     const batch = this.queue.splice(0, room);
-    if (this.breaker === 'half-open' && batch.length > 0) this.probing = true;
-    for (const entry of batch) this.send(entry);
+    if (batch.length === 0) return;
+    if (this.breaker === 'half-open') this.probing = true;
+    // undici writes each request on its own (cork, head, body, uncork): corked around the batch, the sockets
+    // send it in one writev each instead of one per log.
+    const corked = [...this.sockets];
+    for (const socket of corked) socket.cork();
+    try {
+      for (const entry of batch) this.send(entry);
+    } finally {
+      for (const socket of corked) socket.uncork();
+    }
+  }
+
+  private createPool(): Pool {
+    const connect = buildConnector({ timeout: this.timeoutMs });
+    const sockets = this.sockets;
+    return new Pool(this.url.origin, {
+      connections: this.concurrency,
+      pipelining: this.depth,
+      headersTimeout: this.timeoutMs,
+      bodyTimeout: this.timeoutMs,
+      // Closing idle connections well before the server would means a write never races the server's close.
+      keepAliveTimeout: 2000,
+      keepAliveMaxTimeout: 2000,
+      connect: (options, callback) =>
+        connect(options, (error, socket) => {
+          if (socket) {
+            sockets.add(socket as net.Socket);
+            socket.once('close', () => sockets.delete(socket as net.Socket));
+          }
+          // The connector's callback type is a union of (error, null) and (null, socket): pass it on as it came.
+          (callback as (error: Error | null, socket: net.Socket | null) => void)(error, socket as net.Socket | null);
+        }),
+    });
   }
 
   private send(entry: Entry): void {
@@ -193,18 +245,12 @@ export class PayloadLogger {
       const value = event.headers[name]!;
       if (!unsafeValue.test(value)) headers[name] = value;
     }
-    this.pool ??= new Pool(this.url.origin, {
-      connections: this.concurrency,
-      pipelining: this.depth,
-      headersTimeout: this.timeoutMs,
-      bodyTimeout: this.timeoutMs,
-      // Closing idle connections well before the server would means a write never races the server's close.
-      keepAliveTimeout: 2000,
-      keepAliveMaxTimeout: 2000,
-    });
+    this.pool ??= this.createPool();
     this.inFlight.add(entry);
-    this.pool
-      .request({
+    // `dispatch` with a small handler rather than `request`: no promise, no body stream, no async iterator per
+    // log, and the answer's headers stay raw unless the answer is an error worth reading.
+    this.pool.dispatch(
+      {
         path: this.paths[event.collection],
         method: 'POST',
         headers,
@@ -213,16 +259,16 @@ export class PayloadLogger {
         // be stored twice, which retrying it would risk anyway.
         idempotent: true,
         blocking: false,
-      })
-      .then(readAnswer)
-      .then(
-        (answer) => {
-          if (this.inFlight.delete(entry)) this.answered(entry, answer);
-        },
-        (error: Error) => {
-          if (this.inFlight.delete(entry)) this.lost(entry, error);
-        },
-      );
+      },
+      new LogSend(this, entry),
+    );
+  }
+
+  /** A `LogSend` heard back: the entry is this request's to count unless `close()` or the breaker took it. */
+  settled(entry: Entry, answer: HttpAnswer | undefined, error: Error | undefined): void {
+    if (!this.inFlight.delete(entry)) return;
+    if (answer) this.answered(entry, answer);
+    else this.lost(entry, error!);
   }
 
   /** Frees the sockets, failing what the pool still holds: its entries have been taken out of `inFlight`. */
@@ -378,13 +424,59 @@ export class PayloadLogger {
   }
 }
 
-/** Reads the answer, keeping no more of its body than an error message needs. */
-async function readAnswer(response: Dispatcher.ResponseData): Promise<HttpAnswer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of response.body as AsyncIterable<Buffer>) {
-    if (size < maxAnswerBytes) chunks.push(chunk);
-    size += chunk.length;
+/** One log's request: keeps the status, and headers and body only of an answer that is not a 2xx. */
+class LogSend implements Dispatcher.DispatchHandler {
+  private status = 0;
+  private rawHeaders: Buffer[] | undefined;
+  private chunks: Buffer[] | undefined;
+  private size = 0;
+  private done = false;
+
+  constructor(
+    private readonly logger: PayloadLogger,
+    private readonly entry: Entry,
+  ) {}
+
+  onConnect(): void {}
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[]): boolean {
+    this.status = statusCode;
+    if (statusCode < 200 || statusCode >= 300) {
+      this.rawHeaders = rawHeaders;
+      this.chunks = [];
+    }
+    return true;
   }
-  return { status: response.statusCode, headers: response.headers as http.IncomingHttpHeaders, body: Buffer.concat(chunks).toString('utf8') };
+
+  onData(chunk: Buffer): boolean {
+    if (this.chunks && this.size < maxAnswerBytes) this.chunks.push(chunk);
+    this.size += chunk.length;
+    return true;
+  }
+
+  onComplete(): void {
+    if (this.done) return;
+    this.done = true;
+    const answer: HttpAnswer = this.chunks
+      ? { status: this.status, headers: parseRawHeaders(this.rawHeaders), body: Buffer.concat(this.chunks).toString('utf8') }
+      : { status: this.status, headers: {}, body: '' };
+    this.logger.settled(this.entry, answer, undefined);
+  }
+
+  onError(error: Error): void {
+    if (this.done) return;
+    this.done = true;
+    // undici may call this before `dispatch` returns (a header it refuses): settle on a later tick, not inside `send`.
+    queueMicrotask(() => this.logger.settled(this.entry, undefined, error));
+  }
+}
+
+function parseRawHeaders(raw: Buffer[] | undefined): http.IncomingHttpHeaders {
+  const headers: http.IncomingHttpHeaders = {};
+  if (!raw) return headers;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1').toLowerCase();
+    if (headers[name] === undefined) headers[name] = raw[i + 1]!.toString('latin1');
+  }
+  return headers;
 }
