@@ -204,14 +204,15 @@ export class PayloadLogger {
     const batch = this.queue.splice(0, room);
     if (batch.length === 0) return;
     if (this.breaker === 'half-open') this.probing = true;
-    // undici writes each request on its own (cork, head, body, uncork): corked around the batch, the sockets
-    // send it in one writev each instead of one per log.
+    // undici writes each request on its own (cork, head, body, uncork), and on a keep-alive socket that has
+    // gone idle it waits for the next turn (setImmediate) before writing. Corked until just after that turn,
+    // the sockets send the batch in one writev each instead of one per log.
     const corked = [...this.sockets];
     for (const socket of corked) socket.cork();
     try {
       for (const entry of batch) this.send(entry);
     } finally {
-      for (const socket of corked) socket.uncork();
+      if (corked.length > 0) setImmediate(uncorkAll, corked);
     }
   }
 
@@ -407,7 +408,8 @@ export class PayloadLogger {
 
   /** Wakes `flush()` callers once nothing is left. */
   private settle(): void {
-    if (this.queue.length > 0) this.pump();
+    // What was logged meanwhile keeps lingering, so that it leaves with the logs that follow it.
+    if (this.queue.length > 0) this.schedule();
     if (this.pending !== 0) return;
     this.reportDown();
     const waiters = this.idle;
@@ -422,6 +424,10 @@ export class PayloadLogger {
       // a throwing handler must not break the proxy
     }
   }
+}
+
+function uncorkAll(sockets: net.Socket[]): void {
+  for (const socket of sockets) socket.uncork();
 }
 
 /** One log's request: keeps the status, and headers and body only of an answer that is not a 2xx. */
