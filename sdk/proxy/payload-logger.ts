@@ -32,7 +32,10 @@ export interface PayloadLoggerOptions {
   concurrency?: number;
   /** Requests out on one connection before its answers come back. Default 64. */
   pipelineDepth?: number;
-  /** Logs gather this long before they leave together, in one write per connection. Default 5 ms. */
+  /**
+   * Logs gather this long before they leave together, in one write per connection. Default 20 ms: at 1,000
+   * req/s a batch of ~40 logs per write and per wake-up of the collector, rather than ~10 at 5 ms.
+   */
   lingerMs?: number;
   /** Default: 3 retries, 100 ms to 2 s. A proxy keeps little: what cannot be sent soon is dropped and counted. */
   retry?: RetryOptions;
@@ -114,7 +117,7 @@ export class PayloadLogger {
     this.concurrency = Math.max(1, options.concurrency ?? 8);
     this.depth = Math.max(1, options.pipelineDepth ?? 64);
     this.timeoutMs = options.timeoutMs ?? 10_000;
-    this.lingerMs = Math.max(0, options.lingerMs ?? 5);
+    this.lingerMs = Math.max(0, options.lingerMs ?? 20);
     this.retry = { ...defaultRetry, maxRetries: 3, baseDelayMs: 100, maxDelayMs: 2000, ...options.retry };
     this.breakerOptions = { failures: 3, cooldownMs: 1000, maxCooldownMs: 30_000, ...options.breaker };
     this.onError = options.onError;
