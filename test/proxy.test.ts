@@ -1,8 +1,11 @@
 import http from 'node:http';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseProxyArgs, UsageError } from '../sdk/proxy/main';
+import { PayloadLogger } from '../sdk/proxy/payload-logger';
 import { PayloadProxy } from '../sdk/proxy/proxy';
+import type { CollectorError } from '../sdk/typescript/src/errors';
 import { freePort } from '../local/ports';
 import { eventually, Recorder } from './support/sdk-recorder';
 
@@ -160,15 +163,15 @@ describe('payload-logging proxy', () => {
 
   it('with the collector down, every proxied request still succeeds and the losses are counted', async () => {
     await collector.stop();
-    const losses: string[] = [];
-    await startProxy({ retry: { maxRetries: 1, baseDelayMs: 1, maxDelayMs: 5 }, onError: (e) => losses.push(e.code) });
+    const losses: CollectorError[] = [];
+    await startProxy({ retry: { maxRetries: 1, baseDelayMs: 1, maxDelayMs: 5 }, onError: (e) => losses.push(e) });
     const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => send(`${proxyUrl}/score`, { body: JSON.stringify({ data: [i] }) })));
     expect(answers.map((a) => a.status)).toEqual(Array(50).fill(200));
     expect(answers.map((a) => JSON.parse(a.body.toString()).predictions[0])).toEqual(Array.from({ length: 50 }, (_, i) => i * 2));
     await proxy.logger.flush();
     expect(proxy.logger.stats.sent).toBe(0);
     expect(proxy.logger.stats.failed + proxy.logger.stats.dropped).toBe(100);
-    expect(losses).toHaveLength(100);
+    expect(losses.reduce((n, e) => n + e.dropped, 0)).toBe(100);
   });
 
   it('with the collector stuck, answers still flow and the log queue stays bounded', async () => {
@@ -183,6 +186,56 @@ describe('payload-logging proxy', () => {
     collector.release();
   });
 
+  it('pipelines its logs over a few keep-alive connections', async () => {
+    await startProxy();
+    const answers = await Promise.all(Array.from({ length: 100 }, (_, i) => send(`${proxyUrl}/score`, { body: JSON.stringify({ data: [i] }) })));
+    expect(answers.every((a) => a.status === 200)).toBe(true);
+    await eventually(() => collector.requests.length === 200, 'two hundred payload logs');
+    await proxy.logger.flush();
+    expect(proxy.logger.stats).toEqual({ sent: 200, dropped: 0, failed: 0 });
+    expect(collector.connections).toBeLessThanOrEqual(8);
+    const bodies = collector.requests.filter((r) => r.url.endsWith('/request')).map((r) => JSON.parse(r.body.toString()).data[0]);
+    expect(bodies.sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+  });
+
+  it('while the collector is down, stops trying, drops and counts logs, then probes and resumes', async () => {
+    await collector.stop();
+    // The collector's port accepts and hangs up at once, so every connection the proxy makes is counted.
+    let attempts = 0;
+    const refusing = net.createServer((socket) => {
+      attempts++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => refusing.listen(collector.port, '127.0.0.1', resolve));
+    const losses: CollectorError[] = [];
+    await startProxy({ retry: { maxRetries: 0 }, breaker: { failures: 2, cooldownMs: 300, maxCooldownMs: 300 }, onError: (e) => losses.push(e) });
+
+    await eventually(async () => {
+      expect((await send(`${proxyUrl}/score`, { body: '{"data":[1]}' })).status).toBe(200);
+      return proxy.logger.collectorDown;
+    }, 'the breaker to open');
+    const attemptsWhenOpened = attempts;
+    const droppedWhenOpened = proxy.logger.stats.dropped;
+    for (let i = 0; i < 20; i++) expect((await send(`${proxyUrl}/score`, { body: JSON.stringify({ data: [i] }) })).status).toBe(200);
+    if (proxy.logger.collectorDown) {
+      expect(attempts).toBe(attemptsWhenOpened);
+      expect(proxy.logger.stats.dropped).toBeGreaterThanOrEqual(droppedWhenOpened + 40);
+    }
+
+    await new Promise<void>((resolve) => refusing.close(() => resolve()));
+    await collector.start();
+    await eventually(async () => {
+      await send(`${proxyUrl}/score`, { body: '{"data":[2]}' });
+      return !proxy.logger.collectorDown && collector.requests.some((r) => r.url.endsWith('/response'));
+    }, 'logs to flow again');
+    await proxy.logger.flush();
+    const { sent, dropped, failed } = proxy.logger.stats;
+    expect(sent).toBe(collector.requests.length);
+    expect(dropped).toBeGreaterThan(0);
+    expect(losses.some((e) => e.code === 'CollectorDown')).toBe(true);
+    expect(losses.reduce((n, e) => n + e.dropped, 0)).toBe(dropped + failed);
+  });
+
   it('reads its command line and environment', () => {
     const command = parseProxyArgs(['--target', 'http://127.0.0.1:5001', '--port', '5002', '--endpoint', 'ep', '--deployment', 'blue'], {
       MDC_KEY: 'k',
@@ -193,5 +246,56 @@ describe('payload-logging proxy', () => {
     expect(() => parseProxyArgs(['--target', 'http://m'], {})).toThrow(/ingest key/);
     expect(() => parseProxyArgs(['--target', 'http://m', '--key', 'k'], {})).toThrow(/--endpoint and --deployment/);
     expect(() => parseProxyArgs(['--target', 'http://m', '--bogus'], {})).toThrow(UsageError);
+  });
+});
+
+describe('payload logger', () => {
+  let collector: Recorder;
+  let logger: PayloadLogger;
+  const losses: CollectorError[] = [];
+
+  function start(options: Partial<ConstructorParameters<typeof PayloadLogger>[0]> = {}) {
+    logger = new PayloadLogger({ deploymentUrl: `${collector.url}/api/collect/ep/blue`, key: 'k', onError: (e) => losses.push(e), ...options });
+  }
+
+  beforeEach(async () => {
+    losses.length = 0;
+    collector = await new Recorder().start();
+  });
+
+  afterEach(async () => {
+    collector.release();
+    await logger.close({ timeoutMs: 100 });
+    await collector.stop();
+  });
+
+  it('counts a collector that does not answer in time as a failure, and names the wait', async () => {
+    collector.fallback = { kind: 'hang' };
+    start({ timeoutMs: 100, retry: { maxRetries: 0 }, breaker: { failures: 1 } });
+    logger.log({ collection: 'request', body: Buffer.from('{}'), headers: {} });
+    await logger.flush();
+    expect(logger.stats).toEqual({ sent: 0, dropped: 0, failed: 1 });
+    expect(logger.collectorDown).toBe(true);
+    expect(losses.at(-1)!.message).toContain('within 100 ms');
+  });
+
+  it("keeps the breaker open for the collector's Retry-After", async () => {
+    collector.fallback = { kind: 'status', status: 503, headers: { 'retry-after': '7' } };
+    start({ breaker: { failures: 1 } });
+    logger.log({ collection: 'response', body: Buffer.from('{}'), headers: {} });
+    await logger.flush();
+    expect(logger.collectorDown).toBe(true);
+    expect(losses[0]!.message).toContain('dropped for 7000 ms');
+  });
+
+  it('loses only the log that carries a header the client will not send, without counting an outage', async () => {
+    start({ breaker: { failures: 1 } });
+    logger.log({ collection: 'request', body: Buffer.from('{}'), headers: { expect: '100-continue' } });
+    logger.log({ collection: 'request', body: Buffer.from('{}'), headers: { 'x-user-id': 'u-1' } });
+    await logger.flush();
+    expect(logger.stats).toEqual({ sent: 1, dropped: 0, failed: 1 });
+    expect(logger.collectorDown).toBe(false);
+    expect(losses.map((e) => e.code)).toEqual(['Rejected']);
+    expect(collector.requests[0]!.headers).toMatchObject({ 'x-user-id': 'u-1', 'x-mdc-key': 'k' });
   });
 });

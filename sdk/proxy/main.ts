@@ -87,7 +87,7 @@ function lossReporter(): (error: CollectorError) => void {
   let lastAt = 0;
   let unreported = 0;
   return (error) => {
-    unreported += error.dropped || 1;
+    unreported += error.dropped;
     const now = Date.now();
     if (now - lastAt < 5000) return;
     lastAt = now;
@@ -110,9 +110,19 @@ async function main(): Promise<void> {
   console.log(`mdc-proxy: http://${command.host}:${port} → ${command.options.target}, logging to ${command.options.collector}`);
   const stop = () => {
     console.log('mdc-proxy: stopping, sending what is left');
+    const report = () => {
+      const { sent, dropped, failed } = proxy.logger.stats;
+      console.log(`mdc-proxy: stopped; ${sent} payload log(s) sent, ${dropped} dropped, ${failed} failed`);
+    };
     proxy.close({ timeoutMs: 5000 }).then(
-      () => process.exit(0),
-      () => process.exit(1),
+      () => {
+        report();
+        process.exit(0);
+      },
+      () => {
+        report();
+        process.exit(1);
+      },
     );
   };
   process.once('SIGINT', stop);

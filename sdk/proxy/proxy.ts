@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { deploymentUrl } from '../typescript/src/config';
 import type { CollectorError } from '../typescript/src/errors';
 import type { RetryOptions } from '../typescript/src/transport';
-import { PayloadLogger } from './payload-logger';
+import { PayloadLogger, type BreakerOptions } from './payload-logger';
 
 export const proxyAgent = 'mdc-proxy/0.1.0';
 
@@ -25,6 +25,7 @@ export interface PayloadProxyOptions {
   maxQueueBytes?: number;
   concurrency?: number;
   retry?: RetryOptions;
+  breaker?: BreakerOptions;
   onError?: (error: CollectorError) => void;
 }
 
@@ -40,10 +41,13 @@ function single(value: string | string[] | undefined): string | undefined {
 }
 
 function withoutHopByHop(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
-  const connectionNamed = (single(headers.connection) ?? '').split(',').map((h) => h.trim().toLowerCase());
+  const connection = single(headers.connection);
+  // Most requests name nothing but keep-alive or close in Connection: skip splitting it then.
+  const connectionNamed = connection && !/^\s*(keep-alive|close)\s*$/i.test(connection) ? connection.split(',').map((h) => h.trim().toLowerCase()) : undefined;
   const out: http.OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value !== undefined && !hopByHop.has(name) && !connectionNamed.includes(name)) out[name] = value;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value !== undefined && !hopByHop.has(name) && !connectionNamed?.includes(name)) out[name] = value;
   }
   return out;
 }
@@ -83,7 +87,8 @@ export class PayloadProxy {
   readonly logger: PayloadLogger;
   private readonly target: URL;
   private readonly targetAgent: http.Agent;
-  private readonly maxLoggedBytes: number;
+  readonly maxLoggedBytes: number;
+  private readonly targetPath: string;
   private readonly modelVersion: string | undefined;
 
   constructor(options: PayloadProxyOptions) {
@@ -91,6 +96,7 @@ export class PayloadProxy {
     if (this.target.protocol !== 'http:' && this.target.protocol !== 'https:') throw new TypeError(`target "${options.target}" is not http(s)`);
     this.targetAgent = this.target.protocol === 'https:' ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
     this.maxLoggedBytes = options.maxLoggedBytes ?? 1024 * 1024;
+    this.targetPath = this.target.pathname.replace(/\/+$/, '');
     this.modelVersion = options.modelVersion;
     this.logger = new PayloadLogger({
       deploymentUrl: deploymentUrl({ url: options.collector, ...(options.endpoint ? { endpoint: options.endpoint } : {}), ...(options.deployment ? { deployment: options.deployment } : {}) }, {}),
@@ -99,6 +105,7 @@ export class PayloadProxy {
       ...(options.maxQueueBytes !== undefined ? { maxQueueBytes: options.maxQueueBytes } : {}),
       ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
       ...(options.retry ? { retry: options.retry } : {}),
+      ...(options.breaker ? { breaker: options.breaker } : {}),
       ...(options.onError ? { onError: options.onError } : {}),
     });
     this.server = http.createServer((req, res) => this.handle(req, res));
@@ -125,11 +132,8 @@ export class PayloadProxy {
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const started = process.hrtime.bigint();
     const requestId = single(req.headers['x-request-id']) || randomUUID();
-    const path = req.url ?? '/';
-    const method = req.method ?? 'GET';
-    const requestBody = new Capture(this.maxLoggedBytes);
+    const exchange = new Exchange(this, req, requestId);
 
     const forwarded = withoutHopByHop(req.headers);
     forwarded['host'] = this.target.host;
@@ -138,51 +142,19 @@ export class PayloadProxy {
     const client = req.socket.remoteAddress ?? '';
     forwarded['x-forwarded-for'] = prior ? `${prior}, ${client}` : client;
 
-    const logHeaders: Record<string, string> = {};
-    for (const [name, value] of Object.entries(req.headers)) {
-      if (value !== undefined && !notLogged.has(name) && !name.startsWith('x-mdc-')) logHeaders[name] = Array.isArray(value) ? value.join(', ') : value;
-    }
-    Object.assign(logHeaders, {
-      'x-request-id': requestId,
-      'x-mdc-path': path.length > maxPathLength ? path.slice(0, maxPathLength) : path,
-      'x-mdc-method': method,
-      'user-agent': proxyAgent,
-      ...(this.modelVersion ? { 'x-mdc-model-version': this.modelVersion } : {}),
-    });
-    const requestType = single(req.headers['content-type']);
-
-    let requestLogged = false;
-    const logRequest = () => {
-      if (requestLogged) return;
-      requestLogged = true;
-      this.logger.log({ collection: 'request', body: requestBody.bytes(), headers: this.bodyHeaders(logHeaders, requestType, requestBody) });
-    };
-    let responseLogged = false;
-    const logResponse = (status: number, contentType: string | undefined, body: Capture) => {
-      if (responseLogged) return;
-      responseLogged = true;
-      logRequest();
-      const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
-      this.logger.log({
-        collection: 'response',
-        body: body.bytes(),
-        headers: { ...this.bodyHeaders(logHeaders, contentType, body), 'x-mdc-status': String(status), 'x-mdc-duration-ms': durationMs.toFixed(3) },
-      });
-    };
-
-    const targetPath = this.target.pathname.replace(/\/+$/, '') + path;
     const upstream = (this.target.protocol === 'https:' ? https : http).request({
       protocol: this.target.protocol,
       hostname: this.target.hostname,
       port: this.target.port,
-      method,
-      path: targetPath,
+      method: req.method ?? 'GET',
+      path: this.targetPath + (req.url ?? '/'),
       headers: forwarded,
       agent: this.targetAgent,
     });
 
-    req.on('data', (chunk: Buffer) => requestBody.add(chunk));
-    req.on('end', logRequest);
+    req.on('data', (chunk: Buffer) => exchange.requestBody.add(chunk));
+    // Log work waits for the next turn of the event loop, after the bytes of the answer have been written.
+    req.on('end', () => setImmediate(logRequest, exchange));
     req.pipe(upstream);
 
     upstream.on('response', (answer) => {
@@ -193,7 +165,7 @@ export class PayloadProxy {
       const responseBody = new Capture(this.maxLoggedBytes);
       answer.on('data', (chunk: Buffer) => responseBody.add(chunk));
       answer.pipe(res);
-      answer.on('end', () => logResponse(status, single(answer.headers['content-type']), responseBody));
+      answer.on('end', () => exchange.answered(status, single(answer.headers['content-type']), responseBody));
       answer.on('error', () => res.destroy());
     });
 
@@ -206,7 +178,7 @@ export class PayloadProxy {
       body.add(Buffer.from(JSON.stringify({ error: { code: 'ModelUnreachable', message: `the model server at ${this.target.origin} did not answer: ${error.message}` } })));
       res.writeHead(502, { 'content-type': 'application/json', 'x-request-id': requestId });
       res.end(body.bytes());
-      logResponse(502, 'application/json', body);
+      exchange.answered(502, 'application/json', body);
     });
 
     // A client that goes away mid-answer must not leave the model request running.
@@ -215,13 +187,89 @@ export class PayloadProxy {
     });
   }
 
-  private bodyHeaders(base: Record<string, string>, contentType: string | undefined, body: Capture): Record<string, string> {
+  /** The headers both logs of one exchange share. */
+  logHeaders(req: http.IncomingMessage, requestId: string): Record<string, string> {
+    const headers: Record<string, string> = {};
+    for (const name in req.headers) {
+      const value = req.headers[name];
+      if (value !== undefined && !notLogged.has(name) && !name.startsWith('x-mdc-')) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+    }
+    const path = req.url ?? '/';
+    headers['x-request-id'] = requestId;
+    headers['x-mdc-path'] = path.length > maxPathLength ? path.slice(0, maxPathLength) : path;
+    headers['x-mdc-method'] = req.method ?? 'GET';
+    headers['user-agent'] = proxyAgent;
+    if (this.modelVersion) headers['x-mdc-model-version'] = this.modelVersion;
+    return headers;
+  }
+
+  bodyHeaders(base: Record<string, string>, contentType: string | undefined, body: Capture): Record<string, string> {
     if (body.truncated) {
       // A cut body is no longer the JSON it was: log its first bytes as bytes, and say how long it was.
       return { ...base, 'content-type': 'application/octet-stream', 'x-mdc-truncated-from': String(body.total) };
     }
     return contentType ? { ...base, 'content-type': contentType } : base;
   }
+}
+
+/** One request passing through: what its two logs need, gathered on the way and logged once it is answered. */
+class Exchange {
+  readonly started = process.hrtime.bigint();
+  readonly requestBody: Capture;
+  private headers: Record<string, string> | undefined;
+  private requestLogged = false;
+  private responseLogged = false;
+  private status = 0;
+  private durationMs = 0;
+  private responseType: string | undefined;
+  private responseBody: Capture | undefined;
+
+  constructor(
+    private readonly proxy: PayloadProxy,
+    private readonly req: http.IncomingMessage,
+    private readonly requestId: string,
+  ) {
+    this.requestBody = new Capture(proxy.maxLoggedBytes);
+  }
+
+  /** The answer has been handed to the client: its log follows on the next turn of the event loop. */
+  answered(status: number, contentType: string | undefined, body: Capture): void {
+    if (this.status !== 0) return;
+    this.durationMs = Number(process.hrtime.bigint() - this.started) / 1e6;
+    this.status = status;
+    this.responseType = contentType;
+    this.responseBody = body;
+    setImmediate(logResponse, this);
+  }
+
+  logRequest(): void {
+    if (this.requestLogged) return;
+    this.requestLogged = true;
+    const type = single(this.req.headers['content-type']);
+    this.proxy.logger.log({ collection: 'request', body: this.requestBody.bytes(), headers: this.proxy.bodyHeaders(this.shared(), type, this.requestBody) });
+  }
+
+  logResponse(): void {
+    if (this.responseLogged || !this.responseBody) return;
+    this.responseLogged = true;
+    this.logRequest();
+    const headers = { ...this.proxy.bodyHeaders(this.shared(), this.responseType, this.responseBody) };
+    headers['x-mdc-status'] = String(this.status);
+    headers['x-mdc-duration-ms'] = this.durationMs.toFixed(3);
+    this.proxy.logger.log({ collection: 'response', body: this.responseBody.bytes(), headers });
+  }
+
+  private shared(): Record<string, string> {
+    return (this.headers ??= this.proxy.logHeaders(this.req, this.requestId));
+  }
+}
+
+function logRequest(exchange: Exchange): void {
+  exchange.logRequest();
+}
+
+function logResponse(exchange: Exchange): void {
+  exchange.logResponse();
 }
 
 export function createPayloadProxy(options: PayloadProxyOptions): PayloadProxy {

@@ -28,6 +28,8 @@ export class Recorder {
   readonly script: Answer[] = [];
   fallback: Answer = { kind: 'accept' };
   port = 0;
+  /** Connections accepted since the first start. */
+  connections = 0;
   private server: http.Server | undefined;
   private readonly sockets = new Set<Socket>();
   private held: Array<() => void> = [];
@@ -40,6 +42,7 @@ export class Recorder {
     const server = http.createServer((req, res) => this.handle(req, res));
     server.on('connection', (socket) => {
       this.sockets.add(socket);
+      this.connections++;
       socket.on('close', () => this.sockets.delete(socket));
     });
     await new Promise<void>((resolve, reject) => {

@@ -3,6 +3,8 @@ export type CollectorErrorCode =
   | 'QueueFull'
   /** The collector could not be reached, or kept answering 503/5xx, until the retries ran out. */
   | 'SendFailed'
+  /** The collector kept failing, so sending is paused for a while: data logged meanwhile is dropped unsent. */
+  | 'CollectorDown'
   /** The collector refused the data for good (400, 401, 403, 404, 413, 415...). */
   | 'Rejected'
   /** The data is neither records nor columns, or cannot be serialized as JSON. */

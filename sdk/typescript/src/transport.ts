@@ -22,8 +22,12 @@ export interface HttpAnswer {
 
 /** Statuses that say "later" rather than "never": throttling, outages, timeouts. */
 const retryableStatuses = new Set([408, 429, 500, 502, 503, 504]);
+
+export function isRetryableStatus(status: number): boolean {
+  return retryableStatuses.has(status);
+}
 /** Error bodies are read only to name the problem; never buffer a large one. */
-const maxAnswerBytes = 64 * 1024;
+export const maxAnswerBytes = 64 * 1024;
 
 /**
  * Keep-alive HTTP(S) POSTs to the collector. One agent per client, so sockets are reused across batches and a
@@ -75,7 +79,7 @@ export class HttpSender {
   }
 }
 
-function retryAfterMs(answer: HttpAnswer): number | undefined {
+export function retryAfterMs(answer: HttpAnswer): number | undefined {
   const raw = answer.headers['retry-after'];
   if (raw === undefined) return undefined;
   const seconds = Number(raw);
@@ -90,7 +94,8 @@ export function backoffMs(attempt: number, retry: Required<RetryOptions>, retryA
   return Math.random() * Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** attempt);
 }
 
-function describe(answer: HttpAnswer): string {
+/** The collector's own words for a failed answer: its JSON error, else the start of the body. */
+export function describeAnswer(answer: HttpAnswer): string {
   try {
     const parsed = JSON.parse(answer.body) as { error?: { code?: string; message?: string } };
     if (parsed.error?.message) return `${answer.status} ${parsed.error.code ?? ''}: ${parsed.error.message}`.replace(' :', ':');
@@ -122,12 +127,12 @@ export async function postWithRetry(
     }
     if (answer && answer.status >= 200 && answer.status < 300) return answer;
     if (answer && !retryableStatuses.has(answer.status)) {
-      throw new CollectorError('Rejected', `the collector refused ${events} event(s): ${describe(answer)}`, {
+      throw new CollectorError('Rejected', `the collector refused ${events} event(s): ${describeAnswer(answer)}`, {
         dropped: events,
         status: answer.status,
       });
     }
-    const reason = answer ? describe(answer) : (failure as Error)?.message ?? String(failure);
+    const reason = answer ? describeAnswer(answer) : (failure as Error)?.message ?? String(failure);
     if (attempt >= retry.maxRetries || signal?.aborted) {
       throw new CollectorError('SendFailed', `gave up sending ${events} event(s) after ${attempt + 1} attempt(s): ${reason}`, {
         dropped: events,
