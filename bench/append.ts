@@ -13,7 +13,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -23,6 +23,7 @@ import { startAzurite, type Azurite } from '../local/azurite';
 import { startEventHubsEmulator, type EventHubsEmulator } from '../local/eventhubs';
 import { readHostJson } from '../local/host/host-json';
 import { freePort } from '../local/ports';
+import { writeBenchSection } from './benchmarks-md';
 import { encodeBlockId } from '../shared/append/block-id';
 import { buildLine, serializeData } from '../shared/append/line';
 import type { HubEvent } from '../shared/hub-event';
@@ -289,17 +290,6 @@ function row(size: string, run: Run, ratio: string): string {
   return `| ${size} | ${run.name} | ${run.rows} | ${mb.toFixed(1)} | ${run.seconds.toFixed(1)} | ${Math.round(run.rows / run.seconds)} | ${(mb / run.seconds).toFixed(1)} | ${blocks} | ${rss} | ${ratio} |`;
 }
 
-function writeSection(section: string): void {
-  const file = path.join(root, 'BENCHMARKS.md');
-  const start = '<!-- bench:append -->';
-  const end = '<!-- /bench:append -->';
-  const block = `${start}\n${section.trim()}\n${end}`;
-  const current = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
-  const from = current.indexOf(start);
-  const to = current.indexOf(end);
-  const next = from >= 0 && to > from ? current.slice(0, from) + block + current.slice(to + end.length) : `${current.trimEnd()}\n\n${block}\n`;
-  writeFileSync(file, next);
-}
 
 async function main(): Promise<void> {
   const table: string[] = [];
@@ -362,7 +352,7 @@ ${[...header, ...table].join('\n')}
 Target: append at least 0.70 of the limit. Worst ratio this run: **${worst.toFixed(2)}**${worst >= 0.7 ? '' : ' (NOT met)'}. The ceiling set by receiving
 alone: ${ceilings.join('; ')}. ${notes.join('; ')}.
 `;
-  if (sizes.length === 2) writeSection(section);
+  if (sizes.length === 2) writeBenchSection('append', section);
   console.log(`\nworst ratio ${worst.toFixed(2)}; BENCHMARKS.md updated`);
 }
 

@@ -14,13 +14,14 @@
  * MDC_BENCH_CPU_PROF=<dir> writes CPU profiles of each child under `<dir>/<role>/`, to see where the time goes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
 import { EventHubProducerClient } from '@azure/event-hubs';
+import { writeBenchSection } from './benchmarks-md';
 import { collectOptions } from '../functions/collect';
 import { deploymentsOptions } from '../functions/deployments';
 import { startAzurite } from '../local/azurite';
@@ -217,21 +218,6 @@ function table(rows: Measured[], ratios: Map<string, number>, roundRatios: Map<s
   return lines.join('\n');
 }
 
-/** Replaces this benchmark's section of BENCHMARKS.md (from its heading to the next `## `), keeping the others. */
-function writeSection(markdown: string): void {
-  const file = path.join(root, 'BENCHMARKS.md');
-  const heading = '## Ingest (`npm run bench:ingest`)';
-  const existing = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
-  const section = `${heading}\n\n${markdown.trim()}\n`;
-  const start = existing.indexOf(heading);
-  let next: string;
-  if (start === -1) next = `${existing.trimEnd()}\n\n${section}`;
-  else {
-    const after = existing.indexOf('\n## ', start + heading.length);
-    next = existing.slice(0, start) + section + (after === -1 ? '' : `\n${existing.slice(after + 1)}`);
-  }
-  writeFileSync(file, next.endsWith('\n') ? next : `${next}\n`);
-}
 
 async function main(): Promise<void> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'mdc-bench-ingest-'));
@@ -297,7 +283,7 @@ async function main(): Promise<void> {
       `Target: collect at least 0.70 of the baseline's throughput. Worst ratio this run (all rounds together): **${worst.toFixed(2)}** (${worst >= 0.7 ? 'met' : 'NOT met'}).`,
     ].join('\n');
     console.log(`\n${markdown}\n`);
-    writeSection(markdown);
+    writeBenchSection('ingest', `## Ingest (\`npm run bench:ingest\`)\n\n${markdown}`);
   } finally {
     // Waited for, so that a child's CPU profile is written before the parent goes.
     await Promise.all(children.map(stopChild));

@@ -13,8 +13,9 @@
  *   npm run bench:proxy            (BENCH_ROUNDS=4 BENCH_SECONDS=4 BENCH_RATE=1000 BENCH_CONNECTIONS=8 to change the load)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { writeBenchSection } from './benchmarks-md';
 import { freePort, waitForPort } from '../local/ports';
 import { openLoop, type OpenLoopResult } from './open-loop';
 
@@ -118,19 +119,6 @@ function merge(samples: Sample[]): Sample {
   };
 }
 
-/** Replaces this bench's own section of BENCHMARKS.md (between its markers) and leaves the others alone. */
-function writeSection(markdown: string): void {
-  const file = path.join(root, 'BENCHMARKS.md');
-  const open = '<!-- bench:proxy -->';
-  const close = '<!-- /bench:proxy -->';
-  const section = `${open}\n${markdown.trimEnd()}\n${close}\n`;
-  const current = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
-  const start = current.indexOf(open);
-  const end = current.indexOf(close);
-  const next =
-    start !== -1 && end > start ? current.slice(0, start) + section + current.slice(end + close.length).replace(/^\n/, '') : `${current.trimEnd()}\n\n${section}`;
-  writeFileSync(file, next);
-}
 
 /** The proxy prints its delivery counts when it stops: `... N payload log(s) sent, D dropped, F failed`. */
 function deliveryCounts(output: string): { sent: number; dropped: number; failed: number } {
@@ -216,7 +204,8 @@ async function main(): Promise<void> {
     `|${columns.map(() => '---').join('|')}|`,
     ...rows.map((r) => `| ${columns.map((c) => String(r[c as keyof typeof r])).join(' | ')} |`),
   ].join('\n');
-  writeSection(
+  writeBenchSection(
+    'proxy',
     `## Payload-logging proxy (\`npm run bench:proxy\`)\n\n` +
       `Measured ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${rounds} rounds × ${seconds} s per scenario (after ${warmupSeconds} s of warm-up each), ` +
       `scenarios interleaved, at an even ${rate} req/s over ${connections} keep-alive connections (open loop: latency counts from when a request was due, ` +

@@ -8,10 +8,11 @@
  */
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BlobSASPermissions, BlobServiceClient } from '@azure/storage-blob';
+import { benchmarksFile, writeBenchSection } from './benchmarks-md';
 import { startAzurite } from '../local/azurite';
 import { startLocalHost } from '../local/host';
 import { readAssetDataOptions } from '../functions/monitor-api';
@@ -200,7 +201,6 @@ async function main(): Promise<void> {
     const jsonlRatio = jsonl.rows / jsonl.seconds / (raw.rows / raw.seconds);
 
     const section = [
-      '<!-- bench:read -->',
       '## Read API (`npm run bench:read`)',
       '',
       `${blobCount} hourly rolled files of ${blobMB} MB (${mb(raw.bytes).toFixed(0)} MB, ${totalRows} rows of 6 columns, ${rowsPerLine} rows per line) in Azurite on disk, read as one window through the local host, on ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}. The limit is a raw sequential download of the same blobs (SAS URLs) in the same run. Both are read by the same reader, a separate process with plain \`node:http\`, as a monitor would be; "vs raw" is rows/s over the limit's rows/s (target ≥ 0.5). Peak RSS is this process (the host and its blob reads; Azurite and the reader run apart): the 1/8 window and the whole window peak alike when memory does not grow with the window.`,
@@ -209,13 +209,9 @@ async function main(): Promise<void> {
       '',
       `Target: JSONL at least 0.50 of the limit. This run: **${jsonlRatio.toFixed(2)}**${jsonlRatio >= 0.5 ? ' (met)' : ' (NOT met)'}. ` +
         'The host turns each line into rows on one thread while Azurite and the reader share the other core: its CPU per byte, not waiting on storage, bounds the read.',
-      '<!-- /bench:read -->',
     ].join('\n');
-    const file = path.resolve(__dirname, '..', 'BENCHMARKS.md');
-    const current = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
-    const pattern = /<!-- bench:read -->[\s\S]*?<!-- \/bench:read -->/;
-    writeFileSync(file, pattern.test(current) ? current.replace(pattern, section) : `${current.trimEnd()}\n\n${section}\n`);
-    console.log(`wrote the read section of ${file}`);
+    writeBenchSection('read', section);
+    console.log(`wrote the read section of ${benchmarksFile}`);
   } finally {
     await host.close();
     await azurite.stop();
