@@ -33,6 +33,8 @@ export class PartitionLog {
   private offsets = new Float64Array(1024);
   private times = new Float64Array(1024);
   private recent: Buffer[] = [];
+  /** Index in `recent` of sequence number `recentStart`: what is before it has been let go. */
+  private recentHead = 0;
   private recentStart = 0;
   private recentBytes = 0;
   private readonly cacheBytes: number;
@@ -120,7 +122,7 @@ export class PartitionLog {
     let seq = from;
     while (seq < end) {
       if (seq >= this.recentStart) {
-        out.push(this.recent[seq - this.recentStart]);
+        out.push(this.recent[this.recentHead + seq - this.recentStart]);
         seq++;
         continue;
       }
@@ -153,6 +155,7 @@ export class PartitionLog {
     this.closed = true;
     this.listeners.clear();
     this.recent = [];
+    this.recentHead = 0;
     closeSync(this.fd);
   }
 
@@ -185,14 +188,15 @@ export class PartitionLog {
   private remember(payload: Buffer): void {
     this.recent.push(payload);
     this.recentBytes += payload.length;
-    let drop = 0;
-    while (this.recentBytes > this.cacheBytes && drop < this.recent.length - 1) {
-      this.recentBytes -= this.recent[drop].length;
-      drop++;
+    while (this.recentBytes > this.cacheBytes && this.recentHead < this.recent.length - 1) {
+      this.recentBytes -= this.recent[this.recentHead].length;
+      this.recentHead++;
+      this.recentStart++;
     }
-    if (drop > 0) {
-      this.recent = this.recent.slice(drop);
-      this.recentStart += drop;
+    // Let go of dropped entries in one copy now and then, not one copy of the whole cache per event.
+    if (this.recentHead > 1024 && this.recentHead * 2 > this.recent.length) {
+      this.recent = this.recent.slice(this.recentHead);
+      this.recentHead = 0;
     }
   }
 
