@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { csvLine } from '../shared/read/csv';
 import { splitLines } from '../shared/read/lines';
 import { folderStart, rolledFolder, windowPrefixes } from '../shared/read/rolled-folders';
+import { JsonlChunks, type JsonlPiece } from '../shared/read/jsonl-chunks';
+import { openJsonlStream } from '../shared/read/jsonl-threads';
 import { scanLine, scannedRowsText } from '../shared/read/line-scan';
 import { parseLine, pushRows, rowsOfLine, type Row } from '../shared/read/rows';
 
@@ -128,5 +130,37 @@ describe('line scan (the JSONL fast path)', () => {
   ];
   it.each(refused)('leaves %s to the parser', (_, text) => {
     expect(scanLine(text!)).toBeUndefined();
+  });
+});
+
+describe('JSONL chunks (what the read worker does)', () => {
+  const line = (cid: string, time: string, data: unknown) => JSON.stringify({ time, correlationid: cid, data });
+  const blob = [
+    line('a', '2024-03-05T18:00:01Z', [{ x: 1 }, { x: 2 }]),
+    line('b', '2024-03-05T19:30:00Z', [{ x: 3 }]),
+    line('c', '2024-03-05T18:10:00Z', { x: [4, 5] }),
+    line('d', '2024-03-05T18:20:00Z', [{ x: 'é' }]),
+  ].join('\n');
+  const window = { whole: false, from: Date.parse('2024-03-05T18:00:00Z'), to: Date.parse('2024-03-05T19:00:00Z') };
+  const describePieces = (pieces: JsonlPiece[]) =>
+    pieces.map((p) => (p.kind === 'rows' ? `rows ${p.rows}: ${Buffer.from(p.bytes).toString()}` : `line: ${p.text}`)).join('');
+
+  it('keeps rows in the window, hands unscannable lines over in order, wherever the chunks are cut', async () => {
+    const bytes = Buffer.from(blob);
+    const whole = new JsonlChunks(window);
+    const expected = describePieces([...whole.push(bytes), ...whole.end()]);
+    expect(expected).toContain('"rowid":"a_1"');
+    expect(expected).not.toContain('"b_0"');
+    expect(expected.indexOf('line: {"time":"2024-03-05T18:10:00Z","correlationid":"c"')).toBeGreaterThan(expected.indexOf('a_1'));
+    expect(expected.indexOf('d_0')).toBeGreaterThan(expected.indexOf('line: '));
+    for (let cut = 1; cut < bytes.length; cut += 7) {
+      const inline = new JsonlChunks(window);
+      const threaded = openJsonlStream(window);
+      const parts = [bytes.subarray(0, cut), bytes.subarray(cut)];
+      expect(describePieces([...inline.push(parts[0]!), ...inline.push(parts[1]!), ...inline.end()]).replace(/rows \d+: /g, '')).toBe(expected.replace(/rows \d+: /g, ''));
+      const answers = await Promise.all([threaded.push(parts[0]!), threaded.push(parts[1]!), threaded.end()]);
+      threaded.close();
+      expect(describePieces(answers.flat()).replace(/rows \d+: /g, ''), `cut at ${cut}`).toBe(expected.replace(/rows \d+: /g, ''));
+    }
   });
 });

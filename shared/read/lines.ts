@@ -4,31 +4,47 @@
  * while `append` grows them, and a block is only ever committed whole.
  */
 export async function* splitLineBatches(chunks: AsyncIterable<Uint8Array | string>): AsyncGenerator<string[]> {
-  let carry: Buffer | undefined;
+  const splitter = new LineSplitter();
   for await (const raw of chunks) {
-    const chunk = typeof raw === 'string' ? Buffer.from(raw) : Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+    const lines = splitter.push(typeof raw === 'string' ? Buffer.from(raw) : raw);
+    // One batch per chunk: a promise per line would cost more than splitting it.
+    if (lines.length > 0) yield lines;
+  }
+  const last = splitter.end();
+  if (last.length > 0) yield last;
+}
+
+/** The same splitting, fed one chunk at a time: `push` gives the lines a chunk completes, `end` the last one. */
+export class LineSplitter {
+  private carry: Buffer | undefined;
+
+  push(raw: Uint8Array): string[] {
+    const chunk = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
     const last = chunk.lastIndexOf(10);
     if (last < 0) {
-      carry = carry ? Buffer.concat([carry, chunk]) : Buffer.from(chunk);
-      continue;
+      this.carry = this.carry ? Buffer.concat([this.carry, chunk]) : Buffer.from(chunk);
+      return [];
     }
     let from = 0;
     let head: string | undefined;
-    if (carry) {
+    if (this.carry) {
       const first = chunk.indexOf(10);
-      head = Buffer.concat([carry, chunk.subarray(0, first)]).toString('utf8');
+      head = Buffer.concat([this.carry, chunk.subarray(0, first)]).toString('utf8');
       from = first + 1;
     }
     // One decode per chunk, then a native split: a byte 10 is never inside a multi-byte UTF-8 sequence, so the
     // text up to the last newline decodes whole.
     const lines = from < last ? chunk.toString('utf8', from, last).split('\n') : [];
     if (head !== undefined) lines.unshift(head);
-    carry = last + 1 < chunk.length ? Buffer.from(chunk.subarray(last + 1)) : undefined;
-    // One batch per chunk: a promise per line would cost more than splitting it.
-    const nonEmpty = lines.filter((line) => line.length > 0);
-    if (nonEmpty.length > 0) yield nonEmpty;
+    this.carry = last + 1 < chunk.length ? Buffer.from(chunk.subarray(last + 1)) : undefined;
+    return lines.filter((line) => line.length > 0);
   }
-  if (carry && carry.length > 0) yield [carry.toString('utf8')];
+
+  end(): string[] {
+    const last = this.carry && this.carry.length > 0 ? [this.carry.toString('utf8')] : [];
+    this.carry = undefined;
+    return last;
+  }
 }
 
 /** The same lines one by one. */

@@ -3,7 +3,8 @@ import type { CollectionSource } from '../assets/collection-source';
 import { isPayloadCollection } from '../assets/collection-source';
 import { splitLineBatches } from './lines';
 import { folderStart, nextUnit, windowPrefixes } from './rolled-folders';
-import { scanLine, scannedRowsText } from './line-scan';
+import { inLineWindow, type JsonlPiece, type LineWindow } from './jsonl-chunks';
+import { openJsonlStream } from './jsonl-threads';
 import { needsRef, parseLine, pushRows, type RefResolver, type Row } from './rows';
 
 /**
@@ -85,31 +86,23 @@ export function blobRefResolver(blobService: BlobServiceClient, signal?: AbortSi
   };
 }
 
-interface BlobLines {
-  /** False when the blob's folder straddles an end of the window, so each line's time must be checked. */
-  whole: boolean;
-  from: number;
-  to: number;
-  batches: AsyncGenerator<string[]>;
+interface BlobBody {
+  window: LineWindow;
+  body: AsyncIterable<Buffer>;
 }
 
-async function blobLines(blobService: BlobServiceClient, source: WhereData, blob: WindowBlob, window: TimeWindow, signal?: AbortSignal): Promise<BlobLines> {
+async function blobBody(blobService: BlobServiceClient, source: WhereData, blob: WindowBlob, window: TimeWindow, signal?: AbortSignal): Promise<BlobBody> {
   const client = blobService.getContainerClient(source.container).getBlobClient(blob.name);
   const response = await client.download(0, undefined, { abortSignal: signal });
-  const body = (response.readableStreamBody ?? []) as AsyncIterable<Buffer>;
   return {
-    // A line's time always falls in its own folder, so a folder wholly inside the window needs no check.
-    whole: blob.folderStart.getTime() >= window.start.getTime() && blob.folderEnd.getTime() <= window.end.getTime(),
-    from: window.start.getTime(),
-    to: window.end.getTime(),
-    batches: splitLineBatches(body),
+    window: {
+      // A line's time always falls in its own folder, so a folder wholly inside the window needs no check.
+      whole: blob.folderStart.getTime() >= window.start.getTime() && blob.folderEnd.getTime() <= window.end.getTime(),
+      from: window.start.getTime(),
+      to: window.end.getTime(),
+    },
+    body: (response.readableStreamBody ?? []) as AsyncIterable<Buffer>,
   };
-}
-
-function inWindow(lines: BlobLines, time: unknown): boolean {
-  if (lines.whole) return true;
-  const at = typeof time === 'string' ? Date.parse(time) : NaN;
-  return at >= lines.from && at < lines.to;
 }
 
 /** The rows of one blob whose line time is inside the window, a batch per downloaded chunk. */
@@ -122,24 +115,25 @@ export async function* blobRowBatches(
   signal?: AbortSignal,
 ): AsyncGenerator<Row[]> {
   const payload = isPayloadCollection(source.collection);
-  const lines = await blobLines(blobService, source, blob, window, signal);
-  for await (const texts of lines.batches) {
+  const { window: lines, body } = await blobBody(blobService, source, blob, window, signal);
+  for await (const texts of splitLineBatches(body)) {
     const rows: Row[] = [];
     for (const text of texts) {
       const line = parseLine(text);
-      if (!line || !inWindow(lines, line.time)) continue;
+      if (!line || !inLineWindow(lines, line.time)) continue;
       pushRows(rows, line, payload, needsRef(line) ? await resolveRef(line.dataref) : line.data);
     }
     if (rows.length > 0) yield rows;
   }
 }
 
-/** JSONL is written in chunks of about this size: one HTTP write per row would cost more than the row. */
-const chunkChars = 256 * 1024;
+/** Chunks handed to the JSONL worker before the first answer is waited for: enough to keep both threads busy. */
+const chunksInFlight = 4;
 
 /**
  * The rows of `[start, end)` as JSONL bytes, at most `limit`. The same rows as `windowRowBatches`, but
- * ordinary custom-logging lines are copied record by record instead of parsed and serialized again.
+ * ordinary custom-logging lines are copied record by record, on a worker thread, instead of parsed and
+ * serialized again; the other lines are turned into rows here.
  */
 export async function* windowJsonl(
   blobService: BlobServiceClient,
@@ -151,39 +145,64 @@ export async function* windowJsonl(
   if (left <= 0) return;
   const payload = isPayloadCollection(source.collection);
   const resolveRef = blobRefResolver(blobService, options.signal);
-  let pending = '';
-  for await (const blob of windowBlobs(blobService, source, window, options.signal)) {
-    const lines = await blobLines(blobService, source, blob, window, options.signal);
-    for await (const texts of lines.batches) {
-      for (const text of texts) {
-        const scanned = payload ? undefined : scanLine(text);
-        if (scanned) {
-          if (!inWindow(lines, scanned.time.slice(1, -1))) continue;
-          const count = scanned.records.length / 2;
-          if (count > left) scanned.records = scanned.records.slice(0, left * 2);
-          pending += scannedRowsText(text, scanned);
-          left -= Math.min(count, left);
+
+  async function* rowsOf(pieces: JsonlPiece[], lines: LineWindow): AsyncGenerator<Buffer> {
+    for (const piece of pieces) {
+      if (piece.kind === 'rows') {
+        const bytes = Buffer.from(piece.bytes.buffer, piece.bytes.byteOffset, piece.bytes.byteLength);
+        if (piece.rows <= left) {
+          left -= piece.rows;
+          yield bytes;
         } else {
-          const line = parseLine(text);
-          if (!line || !inWindow(lines, line.time)) continue;
-          const rows: Row[] = [];
-          pushRows(rows, line, payload, needsRef(line) ? await resolveRef(line.dataref) : line.data);
-          for (const row of rows.slice(0, left)) pending += `${JSON.stringify(row)}\n`;
-          left -= Math.min(rows.length, left);
+          let end = -1;
+          for (let n = 0; n < left; n++) end = bytes.indexOf(10, end + 1);
+          left = 0;
+          yield bytes.subarray(0, end + 1);
         }
-        if (left <= 0) {
-          await lines.batches.return(undefined);
-          yield Buffer.from(pending);
-          return;
-        }
+      } else {
+        const line = parseLine(piece.text);
+        if (!line || !inLineWindow(lines, line.time)) continue;
+        const rows: Row[] = [];
+        pushRows(rows, line, payload, needsRef(line) ? await resolveRef(line.dataref) : line.data);
+        let text = '';
+        for (const row of rows.slice(0, left)) text += `${JSON.stringify(row)}\n`;
+        left -= Math.min(rows.length, left);
+        if (text) yield Buffer.from(text);
       }
-      if (pending.length >= chunkChars) {
-        yield Buffer.from(pending);
-        pending = '';
-      }
+      if (left <= 0) return;
     }
   }
-  if (pending) yield Buffer.from(pending);
+
+  for await (const blob of windowBlobs(blobService, source, window, options.signal)) {
+    const { window: lines, body } = await blobBody(blobService, source, blob, window, options.signal);
+    if (payload) {
+      // Payload-log lines are never scanned: every one is turned into a row here.
+      for await (const texts of splitLineBatches(body)) {
+        yield* rowsOf(texts.map((text) => ({ kind: 'line', text })), lines);
+        if (left <= 0) return;
+      }
+      continue;
+    }
+    const stream = openJsonlStream(lines);
+    const inFlight: Promise<JsonlPiece[]>[] = [];
+    try {
+      for await (const chunk of body) {
+        inFlight.push(stream.push(chunk));
+        if (inFlight.length < chunksInFlight) continue;
+        yield* rowsOf(await inFlight.shift()!, lines);
+        if (left <= 0) return;
+      }
+      inFlight.push(stream.end());
+      while (inFlight.length > 0) {
+        yield* rowsOf(await inFlight.shift()!, lines);
+        if (left <= 0) return;
+      }
+    } finally {
+      stream.close();
+      // Answers still on their way are not wanted any more; they must not surface as unhandled.
+      for (const pending of inFlight) pending.catch(() => undefined);
+    }
+  }
 }
 
 /** Every row of the collection in `[start, end)`, at most `limit`, in batches. */
