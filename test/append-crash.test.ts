@@ -66,6 +66,17 @@ async function deadLetters(): Promise<number> {
   return (await ids(system, 'deadletter/').catch(() => [])).length;
 }
 
+/** Waits until every sent event has a line, then checks each has exactly one and nothing was dead-lettered. */
+async function expectEachWrittenOnce(container: ContainerClient, root: string, sent: HubEvent[], timeoutMs: number): Promise<void> {
+  const written = await eventually('every event written', async () => {
+    const found = await ids(container, root);
+    return found.length >= sent.length ? found : undefined;
+  }, { timeoutMs });
+  expect(written).toHaveLength(sent.length);
+  expect(new Set(written)).toEqual(new Set(sent.map((e) => e.id)));
+  expect(await deadLetters()).toBe(0);
+}
+
 async function host(env: Record<string, string> = {}): Promise<SpawnedHost> {
   const started = await spawnHost({ ...stack.env, ...env }, { timeoutMs: 60_000 });
   hosts.push(started);
@@ -84,13 +95,7 @@ describe('append exactly once under faults', () => {
     expect((await ids(container, root)).length).toBeGreaterThan(0);
 
     await host();
-    const written = await eventually('every event written', async () => {
-      const found = await ids(container, root);
-      return found.length >= sent.length ? found : undefined;
-    }, { timeoutMs: 60_000 });
-    expect(written).toHaveLength(sent.length);
-    expect(new Set(written)).toEqual(new Set(sent.map((e) => e.id)));
-    expect(await deadLetters()).toBe(0);
+    await expectEachWrittenOnce(container, root, sent, 60_000);
   }, 120_000);
 
   it('writes every event once when storage goes away mid-stream and comes back', async () => {
@@ -108,12 +113,6 @@ describe('append exactly once under faults', () => {
     await eventually('the host to meet the outage', () => /ECONNREFUSED|Failed/.test(running.output().slice(seen)), { timeoutMs: 60_000 });
     await stack.azurite.start();
 
-    const written = await eventually('every event written', async () => {
-      const found = await ids(container, root);
-      return found.length >= sent.length ? found : undefined;
-    }, { timeoutMs: 90_000 });
-    expect(written).toHaveLength(sent.length);
-    expect(new Set(written)).toEqual(new Set(sent.map((e) => e.id)));
-    expect(await deadLetters()).toBe(0);
+    await expectEachWrittenOnce(container, root, sent, 90_000);
   }, 180_000);
 });

@@ -79,7 +79,7 @@ class JsonlWorker {
 
 let worker: JsonlWorker | undefined;
 
-/** A stream on the shared worker; in this thread when no worker can be had. */
+/** A stream on the shared worker; in this thread when the worker cannot be created (a worker that fails to load rejects the read instead). */
 export function openJsonlStream(window: LineWindow): JsonlStream {
   try {
     worker ??= new JsonlWorker(() => (worker = undefined));

@@ -118,13 +118,16 @@ export async function* blobRowBatches(
   const { window: lines, body } = await blobBody(blobService, source, blob, window, signal);
   for await (const texts of splitLineBatches(body)) {
     const rows: Row[] = [];
-    for (const text of texts) {
-      const line = parseLine(text);
-      if (!line || !inLineWindow(lines, line.time)) continue;
-      pushRows(rows, line, payload, needsRef(line) ? await resolveRef(line.dataref) : line.data);
-    }
+    for (const text of texts) await pushLineRows(rows, text, lines, payload, resolveRef);
     if (rows.length > 0) yield rows;
   }
+}
+
+/** Appends the rows of one line of text, when it parses and its time is in the window (reading its `dataref`). */
+async function pushLineRows(into: Row[], text: string, lines: LineWindow, payload: boolean, resolveRef: RefResolver): Promise<void> {
+  const line = parseLine(text);
+  if (!line || !inLineWindow(lines, line.time)) return;
+  pushRows(into, line, payload, needsRef(line) ? await resolveRef(line.dataref) : line.data);
 }
 
 /** Chunks handed to the JSONL worker before the first answer is waited for: enough to keep both threads busy. */
@@ -160,10 +163,8 @@ export async function* windowJsonl(
           yield bytes.subarray(0, end + 1);
         }
       } else {
-        const line = parseLine(piece.text);
-        if (!line || !inLineWindow(lines, line.time)) continue;
         const rows: Row[] = [];
-        pushRows(rows, line, payload, needsRef(line) ? await resolveRef(line.dataref) : line.data);
+        await pushLineRows(rows, piece.text, lines, payload, resolveRef);
         let text = '';
         for (const row of rows.slice(0, left)) text += `${JSON.stringify(row)}\n`;
         left -= Math.min(rows.length, left);
