@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { BlobSASPermissions, BlobServiceClient } from '@azure/storage-blob';
 import { benchmarksFile, writeBenchSection } from './benchmarks-md';
+import { cpuSeconds } from './process-cpu';
 import { startAzurite } from '../local/azurite';
 import { startLocalHost } from '../local/host';
 import { readAssetDataOptions } from '../functions/monitor-api';
@@ -90,17 +91,24 @@ const get = (url) => new Promise((resolve, reject) => {
 });
 (async () => {
   for (const url of urls) await get(url);
-  process.stdout.write(JSON.stringify({ bytes, lines }));
+  const cpu = process.cpuUsage();
+  process.stdout.write(JSON.stringify({ bytes, lines, cpuSeconds: (cpu.user + cpu.system) / 1e6 }));
 })().catch((error) => { console.error(error.message); process.exit(1); });
 `;
 
-function readInChild(urls: string[], headers: Record<string, string> = {}): Promise<{ bytes: number; lines: number }> {
+interface ReaderResult {
+  bytes: number;
+  lines: number;
+  cpuSeconds: number;
+}
+
+function readInChild(urls: string[], headers: Record<string, string> = {}): Promise<ReaderResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['-e', readerScript, JSON.stringify(headers), ...urls], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     child.once('error', reject);
-    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as { bytes: number; lines: number }) : reject(new Error(`the reader exited with ${code}`))));
+    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as ReaderResult) : reject(new Error(`the reader exited with ${code}`))));
   });
 }
 
@@ -109,19 +117,26 @@ interface Measured {
   bytes: number;
   rows: number;
   peakRssMB: number;
+  /** CPU seconds used during the run: the host's request thread, its other threads, Azurite, the reader. */
+  cpu: { hostMain: number; hostOther: number; azurite: number; reader: number };
 }
 
-async function measure(work: () => Promise<{ bytes: number; rows: number }>): Promise<Measured> {
+async function measure(azuritePid: number | undefined, work: () => Promise<{ bytes: number; rows: number; readerCpuSeconds: number }>): Promise<Measured> {
   global.gc?.();
   let peak = process.memoryUsage().rss;
   const sampler = setInterval(() => {
     peak = Math.max(peak, process.memoryUsage().rss);
   }, 50);
+  const cpuNow = () => ({ host: cpuSeconds(process.pid), hostMain: cpuSeconds(process.pid, process.pid), azurite: cpuSeconds(azuritePid) });
+  const cpuBefore = cpuNow();
   const started = process.hrtime.bigint();
   try {
-    const { bytes, rows } = await work();
+    const { bytes, rows, readerCpuSeconds } = await work();
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    return { seconds, bytes, rows, peakRssMB: Math.round(Math.max(peak, process.memoryUsage().rss) / 1024 / 1024) };
+    const cpuAfter = cpuNow();
+    const hostMain = cpuAfter.hostMain - cpuBefore.hostMain;
+    const cpu = { hostMain, hostOther: cpuAfter.host - cpuBefore.host - hostMain, azurite: cpuAfter.azurite - cpuBefore.azurite, reader: readerCpuSeconds };
+    return { seconds, bytes, rows, peakRssMB: Math.round(Math.max(peak, process.memoryUsage().rss) / 1024 / 1024), cpu };
   } finally {
     clearInterval(sampler);
   }
@@ -164,27 +179,30 @@ async function main(): Promise<void> {
 
     const expiresOn = new Date(Date.now() + 3_600_000);
     const blobUrls = await Promise.all(names.map((name) => data.getBlobClient(name).generateSasUrl({ permissions: BlobSASPermissions.parse('r'), expiresOn })));
-    const raw = await measure(async () => ({ bytes: (await readInChild(blobUrls)).bytes, rows: totalRows }));
+    const raw = await measure(azurite.pid, async () => {
+      const read = await readInChild(blobUrls);
+      return { bytes: read.bytes, rows: totalRows, readerCpuSeconds: read.cpuSeconds };
+    });
 
     const end = new Date(firstHour + blobCount * 3_600_000).toISOString();
     const start = new Date(firstHour).toISOString();
     const overHttp = (windowEnd: string, format: string) => async () => {
       const url = `${host.url}/api/assets/${endpoint}-${deployment}-model_inputs/data?start=${start}&end=${windowEnd}&format=${format}`;
-      const { bytes, lines } = await readInChild([url], { 'x-mdc-key': readKey });
-      return { bytes, rows: format === 'csv' ? lines - 1 : lines };
+      const read = await readInChild([url], { 'x-mdc-key': readKey });
+      return { bytes: read.bytes, rows: format === 'csv' ? read.lines - 1 : read.lines, readerCpuSeconds: read.cpuSeconds };
     };
     const eighthEnd = new Date(firstHour + Math.max(1, Math.floor(blobCount / 8)) * 3_600_000).toISOString();
     // A first short read warms the host's code paths up, so that the first measured run does not pay for it.
     await readInChild([`${host.url}/api/assets/${endpoint}-${deployment}-model_inputs/data?start=${start}&end=${end}&limit=100000`], { 'x-mdc-key': readKey });
-    const small = await measure(overHttp(eighthEnd, 'jsonl'));
-    const jsonl = await measure(overHttp(end, 'jsonl'));
-    const csv = await measure(overHttp(end, 'csv'));
+    const small = await measure(azurite.pid, overHttp(eighthEnd, 'jsonl'));
+    const jsonl = await measure(azurite.pid, overHttp(end, 'jsonl'));
+    const csv = await measure(azurite.pid, overHttp(end, 'csv'));
     if (jsonl.rows !== totalRows || csv.rows !== totalRows) throw new Error(`expected ${totalRows} rows, got ${jsonl.rows} (jsonl) and ${csv.rows} (csv)`);
 
     const mb = (b: number) => b / 1024 / 1024;
     const table = [
-      '| run | window | MB read from storage | rows | seconds | rows/s | storage MB/s | peak RSS MB | vs raw |',
-      '|---|---|---|---|---|---|---|---|---|',
+      '| run | window | MB read from storage | rows | seconds | rows/s | storage MB/s | peak RSS MB | CPU s: host request thread / other host threads / Azurite / reader | vs raw |',
+      '|---|---|---|---|---|---|---|---|---|---|',
       ...[
         ['raw blob download (the limit)', raw, raw.bytes],
         ['read API, JSONL over HTTP', jsonl, raw.bytes],
@@ -194,7 +212,7 @@ async function main(): Promise<void> {
         const run = m as Measured;
         const rowsPerSecond = run.rows / run.seconds;
         const ratio = rowsPerSecond / (raw.rows / raw.seconds);
-        return `| ${label} | ${label === 'read API, JSONL, 1/8 of the window' ? '1/8' : 'all'} | ${mb(stored as number).toFixed(0)} | ${run.rows} | ${run.seconds.toFixed(1)} | ${Math.round(rowsPerSecond)} | ${(mb(stored as number) / run.seconds).toFixed(0)} | ${run.peakRssMB} | ${ratio.toFixed(2)} |`;
+        return `| ${label} | ${label === 'read API, JSONL, 1/8 of the window' ? '1/8' : 'all'} | ${mb(stored as number).toFixed(0)} | ${run.rows} | ${run.seconds.toFixed(1)} | ${Math.round(rowsPerSecond)} | ${(mb(stored as number) / run.seconds).toFixed(0)} | ${run.peakRssMB} | ${[run.cpu.hostMain, run.cpu.hostOther, run.cpu.azurite, run.cpu.reader].map((c) => c.toFixed(1)).join(' / ')} | ${ratio.toFixed(2)} |`;
       }),
     ].join('\n');
     console.log(table);

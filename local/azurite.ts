@@ -17,6 +17,8 @@ export interface Azurite {
   readonly port: number;
   readonly connectionString: string;
   readonly blobEndpoint: string;
+  /** The running child's process id (benches read its CPU time). */
+  readonly pid: number | undefined;
   /** Stops Azurite. With a `location`, `start()` brings the same data back. */
   stop(): Promise<void>;
   start(): Promise<void>;
@@ -64,6 +66,9 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Azurit
   return {
     port,
     blobEndpoint,
+    get pid() {
+      return child?.pid;
+    },
     connectionString: `DefaultEndpointsProtocol=http;AccountName=${devAccountName};AccountKey=${devAccountKey};BlobEndpoint=${blobEndpoint};`,
     start,
     stop,

@@ -5,7 +5,9 @@ import { splitLines } from '../shared/read/lines';
 import { folderStart, rolledFolder, windowPrefixes } from '../shared/read/rolled-folders';
 import { JsonlChunks, type JsonlPiece } from '../shared/read/jsonl-chunks';
 import { openJsonlStream } from '../shared/read/jsonl-threads';
-import { scanLine, scannedRowsText } from '../shared/read/line-scan';
+import { fullScanLine, quickScanLine, scanLine, scannedRowsText } from '../shared/read/line-scan';
+import { buildLine, serializeData } from '../shared/append/line';
+import { hubEvent } from './support/append-fixtures';
 import { parseLine, pushRows, rowsOfLine, type Row } from '../shared/read/rows';
 
 const noRefs = async () => {
@@ -130,6 +132,79 @@ describe('line scan (the JSONL fast path)', () => {
   ];
   it.each(refused)('leaves %s to the parser', (_, text) => {
     expect(scanLine(text!)).toBeUndefined();
+  });
+});
+
+describe('quick line scan (lines as append writes them)', () => {
+  const slowRows = (text: string) => {
+    const rows: Row[] = [];
+    pushRows(rows, parseLine(text)!, false);
+    return rows.map((row) => JSON.stringify(row));
+  };
+  const written = (data: unknown) => buildLine(hubEvent(), { kind: 'data', json: serializeData(data) }).trimEnd();
+  // The quick scan sees latin1 text of the UTF-8 bytes, as the read worker hands it over.
+  const asRead = (line: string) => Buffer.from(line).toString('latin1');
+  const quickRows = (line: string) => {
+    const text = asRead(line);
+    const scanned = quickScanLine(text, 0, text.length);
+    if (!scanned) return undefined;
+    return Buffer.from(scannedRowsText(text, scanned), 'latin1').toString('utf8').split('\n').filter(Boolean).map((l) => JSON.stringify(JSON.parse(l)));
+  };
+
+  const taken: [string, unknown][] = [
+    ['numbers and strings', [{ AGE: 54, LIMIT_BAL: 502970.5, SEX: 'F', PAY: -1 }, { AGE: 20, LIMIT_BAL: 0, SEX: 'M', PAY: 2 }]],
+    ['no rows', []],
+    ['an empty record', [{}]],
+    ['text beyond ASCII', [{ name: 'Zoë 東京 🙂', n: 1 }]],
+    ['opening braces in text', [{ a: '{', b: 'x,{y' }, { a: 'z' }]],
+    ['null and booleans', [{ a: null, b: true, c: false }]],
+  ];
+  it.each(taken)('takes %s, with the rows parsing gives', (_, data) => {
+    const line = written(data);
+    expect(quickRows(line)).toEqual(slowRows(line));
+  });
+
+  const refused: [string, unknown][] = [
+    ['a nested object', [{ a: { b: 1 } }, { a: 2 }]],
+    ['a nested object last', [{ a: 1, b: { c: '}' } }]],
+    ['an array in a record', [{ a: [1, 2] }]],
+    ['a bracket in a string', [{ a: '[' }]],
+    ['a closing bracket in a string', [{ a: ']' }]],
+    ['a closing brace in a string', [{ a: 'x},{y' }, { a: 1 }]],
+    ['a closing brace in a last string', [{ a: '}' }]],
+    ['a record with its own time column', [{ time: 'mine', a: 1 }]],
+    ['a record with its own rowid column', [{ rowid: 'mine' }]],
+    ['a key in quotes', [{ 'odd"key': 1 }]],
+    ['an escaped string', [{ a: 'line\nbreak' }]],
+    ['scalars', [1, 2]],
+    ['columns, not records', { A: [1, 2] }],
+  ];
+  it.each(refused)('leaves %s to the full scan, which gives the rows parsing gives', (_, data) => {
+    const line = written(data);
+    const text = asRead(line);
+    // The caller hands over only lines without a backslash.
+    if (text.indexOf('\\') < 0) expect(quickScanLine(text, 0, text.length)).toBeUndefined();
+    const scanned = scanLine(line);
+    if (scanned) expect(scannedRowsText(line, scanned).split('\n').filter(Boolean).map((l) => JSON.stringify(JSON.parse(l)))).toEqual(slowRows(line));
+    else expect(fullScanLine(line)).toBeUndefined();
+  });
+
+  it('reads a line in the middle of a chunk without running into the next one', () => {
+    const first = written([{ a: 1 }]);
+    const second = written([{ b: 2 }, { b: 3 }]);
+    const text = `${first}\n${second}\n`;
+    const scanned = quickScanLine(text, first.length + 1, text.length - 1);
+    expect(scanned?.records.length).toBe(4);
+    expect(quickScanLine(text, 0, first.length)?.records.length).toBe(2);
+    // A line cut short never borrows the next line's end.
+    expect(quickScanLine(text, 0, first.length - 5)).toBeUndefined();
+  });
+
+  it('leaves lines of another shape to the full scan', () => {
+    const parsed = JSON.parse(written([{ a: 1 }]));
+    const reordered = JSON.stringify({ correlationid: parsed.correlationid, time: parsed.time, data: parsed.data });
+    expect(quickScanLine(reordered, 0, reordered.length)).toBeUndefined();
+    expect(scanLine(reordered)).toBeDefined();
   });
 });
 

@@ -22,7 +22,7 @@ export class LineSplitter {
     const chunk = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
     const last = chunk.lastIndexOf(10);
     if (last < 0) {
-      this.carry = this.carry ? Buffer.concat([this.carry, chunk]) : Buffer.from(chunk);
+      this.keep(chunk);
       return [];
     }
     let from = 0;
@@ -36,14 +36,46 @@ export class LineSplitter {
     // text up to the last newline decodes whole.
     const lines = from < last ? chunk.toString('utf8', from, last).split('\n') : [];
     if (head !== undefined) lines.unshift(head);
-    this.carry = last + 1 < chunk.length ? Buffer.from(chunk.subarray(last + 1)) : undefined;
+    this.carry = undefined;
+    this.keep(chunk.subarray(last + 1));
     return lines.filter((line) => line.length > 0);
+  }
+
+  /**
+   * The lines a chunk completes as one latin1 string, each `\n`-terminated: one character per byte, so code that
+   * only reads JSON's ASCII structure can copy the rest and write it back as latin1, getting the UTF-8 bytes it
+   * was given without decoding or encoding them. One flat string, because V8 searches a string sliced out of
+   * another about ten times slower.
+   */
+  pushText(raw: Uint8Array): string {
+    const chunk = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+    const last = chunk.lastIndexOf(10);
+    if (last < 0) {
+      this.keep(chunk);
+      return '';
+    }
+    const text = this.carry ? Buffer.concat([this.carry, chunk.subarray(0, last + 1)]).toString('latin1') : chunk.toString('latin1', 0, last + 1);
+    this.carry = undefined;
+    this.keep(chunk.subarray(last + 1));
+    return text;
   }
 
   end(): string[] {
     const last = this.carry && this.carry.length > 0 ? [this.carry.toString('utf8')] : [];
     this.carry = undefined;
     return last;
+  }
+
+  /** The rest, as `pushText` gives lines: a last line without `\n` gets one. */
+  endText(): string {
+    const last = this.carry && this.carry.length > 0 ? `${this.carry.toString('latin1')}\n` : '';
+    this.carry = undefined;
+    return last;
+  }
+
+  /** Adds bytes after the last newline to the carried partial line (copied: the chunk's memory may be reused). */
+  private keep(rest: Buffer): void {
+    if (rest.length > 0) this.carry = this.carry ? Buffer.concat([this.carry, rest]) : Buffer.from(rest);
   }
 }
 
