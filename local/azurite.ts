@@ -17,6 +17,8 @@ export interface Azurite {
   readonly port: number;
   readonly connectionString: string;
   readonly blobEndpoint: string;
+  /** The process id of the running Azurite, for measuring it (undefined while stopped). */
+  readonly pid: number | undefined;
   /** Stops Azurite. With a `location`, `start()` brings the same data back. */
   stop(): Promise<void>;
   start(): Promise<void>;
@@ -65,6 +67,9 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Azurit
     port,
     blobEndpoint,
     connectionString: `DefaultEndpointsProtocol=http;AccountName=${devAccountName};AccountKey=${devAccountKey};BlobEndpoint=${blobEndpoint};`,
+    get pid() {
+      return child?.pid;
+    },
     start,
     stop,
   };
