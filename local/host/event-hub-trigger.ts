@@ -256,8 +256,12 @@ export async function startEventHubTrigger(init: EventHubTriggerOptions): Promis
     closed?.();
     log('error', source, 'the Event Hubs receiver thread failed:', errorText(error));
   });
-  receiver.on('exit', () => closed?.());
+  receiver.on('exit', (code) => {
+    if (!stopping.signal.aborted) log('error', source, `the Event Hubs receiver thread exited (${code}): no more events until the host restarts`);
+    closed?.();
+  });
   await started.catch(async (error: unknown) => {
+    stopping.abort();
     await receiver.terminate();
     throw error;
   });
