@@ -5,11 +5,12 @@
  *  - the limit: raw uploads of the same bytes in the same block sizes, staged and committed one block at a
  *    time per file, with the same four files in parallel (the least work that makes each batch readable);
  *  - naive: one `appendBlock` per event to an append blob;
- * and a ceiling: the hub drain, the same events received with the SDK and dropped. It also samples the host process's RSS while the data passes. Writes its section of BENCHMARKS.md.
+ * and a ceiling: the hub drain, the same events received with the SDK and dropped. It also samples the host process's RSS while the data passes,
+ * and records each process's CPU during each run (which one is saturated says what bounds it). Writes its section of BENCHMARKS.md.
  *
  * MDC_BENCH_APPEND_MB sets the megabytes of lines per row size (default 256); MDC_BENCH_NAIVE_EVENTS the
  * events of the naive baseline (default 3000); MDC_BENCH_APPEND_ROWS=200 or 4096 runs one row size and leaves
- * BENCHMARKS.md alone.
+ * BENCHMARKS.md alone; MDC_BENCH_CPU_PROF=<dir> writes CPU profiles of the host and hub drain processes there.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -105,9 +106,61 @@ function rssMB(pid: number): number {
   }
 }
 
+/** The cpuMeter entry for both cores' busy time. */
+const machine = 'machine, all cores';
+
+/**
+ * CPU seconds (user + system) a process has used so far, from /proc (clock ticks of 1/100 s); 'machine' is every
+ * core's busy time, whoever spent it (the kernel's loopback networking included).
+ */
+function cpuSeconds(pid: number | 'self' | 'machine'): number {
+  if (pid === 'machine') {
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    void idle;
+    void iowait;
+    return (user! + nice! + system! + irq! + softirq! + steal!) / 100;
+  }
+  if (pid === 'self') {
+    const usage = process.cpuUsage();
+    return (usage.user + usage.system) / 1e6;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/**
+ * Starts measuring the CPU of named processes; the returned function gives each one's share of one core since
+ * then. On 2 cores it tells which process is the bound: one near 100 % is saturated.
+ */
+function cpuMeter(pids: Record<string, number | 'self' | 'machine'>): () => Record<string, number> {
+  const since = Date.now();
+  const before = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuSeconds(pid)]));
+  return () => {
+    const wall = (Date.now() - since) / 1000;
+    return Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, (cpuSeconds(pid) - before[name]!) / wall]));
+  };
+}
+
+function cpuText(shares: Record<string, number> | undefined): string {
+  if (!shares) return '';
+  return Object.entries(shares)
+    .map(([name, share]) => `${name} ${Math.round(share * 100)}%`)
+    .join(', ');
+}
+
+/** MDC_BENCH_CPU_PROF=<dir> profiles the host and the hub drain processes into that folder. */
+function cpuProfArgs(): string[] {
+  return process.env.MDC_BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.MDC_BENCH_CPU_PROF] : [];
+}
+
 async function spawnHost(env: Record<string, string>): Promise<ChildProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, [...(process.env.MDC_BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.MDC_BENCH_CPU_PROF] : []), '--import', 'tsx', path.join(root, 'local', 'host', 'main.ts')], {
+  const child = spawn(process.execPath, [...cpuProfArgs(), '--import', 'tsx', path.join(root, 'local', 'host', 'main.ts')], {
     cwd: root,
     env: { ...process.env, ...env, MDC_LOCAL_HOST_PORT: String(port), MDC_LOCAL_LOG_LEVEL: 'warning' },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -136,6 +189,8 @@ interface Run {
   peakRssMB?: number;
   rssAtQuarters?: number[];
   blockSizes?: number[];
+  /** Each process's CPU while the run was timed, as a share of one core. */
+  cpu?: Record<string, number>;
 }
 
 /**
@@ -158,6 +213,7 @@ async function triggerPath(azurite: Azurite, emulator: EventHubsEmulator, hub: s
     MDC_ADMIN_KEY: 'bench-admin-key-0123456789',
   });
   const started = Date.now();
+  const cpu = cpuMeter({ host: host.pid!, 'emulator (bench)': 'self', Azurite: azurite.pid!, [machine]: 'machine' });
   let peak = 0;
   const quarters: number[] = [];
   let done = 0;
@@ -174,6 +230,7 @@ async function triggerPath(azurite: Azurite, emulator: EventHubsEmulator, hub: s
     clearInterval(sampler);
   }
   const seconds = (Date.now() - started) / 1000;
+  const shares = cpu();
   console.log(`host process start to ready ${(started - spawned) / 1000}s, ready to first byte ${(firstByteAt - started) / 1000}s, first byte to last ${(Date.now() - firstByteAt) / 1000}s`);
   host.kill('SIGTERM');
   await new Promise((r) => host.once('exit', r));
@@ -191,6 +248,7 @@ async function triggerPath(azurite: Azurite, emulator: EventHubsEmulator, hub: s
     peakRssMB: Math.round(peak),
     rssAtQuarters: quarters,
     blockSizes,
+    cpu: shares,
   };
 }
 
@@ -200,26 +258,33 @@ async function triggerPath(azurite: Azurite, emulator: EventHubsEmulator, hub: s
  * like the host, from the subscription to the last event.
  */
 async function hubDrain(emulator: EventHubsEmulator, hub: string, events: number, bytes: number): Promise<Run> {
-  const child = spawn(process.execPath, ['--import', 'tsx', __filename, '--drain', hub, String(events)], {
+  let cpu: (() => Record<string, number>) | undefined;
+  let shares: Record<string, number> | undefined;
+  const child = spawn(process.execPath, [...cpuProfArgs(), '--import', 'tsx', __filename, '--drain', hub, String(events)], {
     cwd: root,
     env: { ...process.env, MDC_EVENTHUB: emulator.connectionString() },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const seconds = await new Promise<number>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
+      if (line === 'subscribing') cpu = cpuMeter({ 'SDK drain': child.pid!, 'emulator (bench)': 'self', [machine]: 'machine' });
       const match = /^drained in (\S+) s$/.exec(line);
-      if (match) resolve(Number(match[1]));
+      if (match) {
+        shares = cpu?.();
+        resolve(Number(match[1]));
+      }
     });
     child.once('exit', (code) => reject(new Error(`hub drain exited with ${code}`)));
   });
   await new Promise((r) => child.once('exit', r));
-  return { name: 'hub drain only: SDK receive and drop', rows: events, bytes, seconds };
+  return { name: 'hub drain only: SDK receive and drop', rows: events, bytes, seconds, ...(shares ? { cpu: shares } : {}) };
 }
 
 /** The child side of `hubDrain`. */
 async function drainChild(hub: string, events: number): Promise<void> {
   const consumer = new EventHubConsumerClient('$Default', process.env.MDC_EVENTHUB!, hub);
   let received = 0;
+  console.log('subscribing');
   const started = Date.now();
   await new Promise<void>((resolve, reject) => {
     const subscription = consumer.subscribe(
@@ -250,6 +315,7 @@ async function limit(azurite: Azurite, blockSizes: number[], rows: number): Prom
   const payload = Buffer.alloc(largest, 'x');
   const lanes = Array.from({ length: partitions }, (_, lane) => blockSizes.filter((_, i) => i % partitions === lane));
   const started = Date.now();
+  const cpu = cpuMeter({ 'uploader (bench)': 'self', Azurite: azurite.pid!, [machine]: 'machine' });
   await Promise.all(
     lanes.map(async (sizes, lane) => {
       const ids: string[] = [];
@@ -267,7 +333,7 @@ async function limit(azurite: Azurite, blockSizes: number[], rows: number): Prom
     }),
   );
   const seconds = (Date.now() - started) / 1000;
-  return { name: 'limit: raw stage + commit, same blocks', rows, bytes: blockSizes.reduce((a, b) => a + b, 0), seconds };
+  return { name: 'limit: raw stage + commit, same blocks', rows, bytes: blockSizes.reduce((a, b) => a + b, 0), seconds, cpu: cpu() };
 }
 
 /** One append per event: what a writer without batching does. */
@@ -287,7 +353,7 @@ function row(size: string, run: Run, ratio: string): string {
   const mb = run.bytes / 1024 / 1024;
   const blocks = run.blockSizes ? `${Math.round(run.blockSizes.reduce((a, b) => a + b, 0) / run.blockSizes.length / 1024)} KiB` : '';
   const rss = run.peakRssMB !== undefined ? `${run.peakRssMB} (${run.rssAtQuarters!.join(' / ')})` : '';
-  return `| ${size} | ${run.name} | ${run.rows} | ${mb.toFixed(1)} | ${run.seconds.toFixed(1)} | ${Math.round(run.rows / run.seconds)} | ${(mb / run.seconds).toFixed(1)} | ${blocks} | ${rss} | ${ratio} |`;
+  return `| ${size} | ${run.name} | ${run.rows} | ${mb.toFixed(1)} | ${run.seconds.toFixed(1)} | ${Math.round(run.rows / run.seconds)} | ${(mb / run.seconds).toFixed(1)} | ${blocks} | ${rss} | ${cpuText(run.cpu)} | ${ratio} |`;
 }
 
 
@@ -296,6 +362,7 @@ async function main(): Promise<void> {
   const ratios: number[] = [];
   const notes: string[] = [];
   const ceilings: string[] = [];
+  const budgets: string[] = [];
   const begun = Date.now();
   for (const [label, rowBytes] of sizes) {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'mdc-bench-append-'));
@@ -319,6 +386,11 @@ async function main(): Promise<void> {
       ceilings.push(
         `${label}: the hub drain alone reaches ${(rate(drain) / rate(raw)).toFixed(2)} of the limit; append reaches ${(rate(real) / rate(drain)).toFixed(2)} of the hub drain`,
       );
+      // Cores the measured CPU per byte would take at 0.7 of the limit's rate: what the target asks of this machine.
+      const coresAtTarget = (run: Run) => ((run.cpu?.[machine] ?? Number.NaN) / rate(run)) * 0.7 * rate(raw);
+      budgets.push(
+        `${label}: the trigger path ${coresAtTarget(real).toFixed(1)} cores, the hub drain alone ${coresAtTarget(drain).toFixed(1)}`,
+      );
       notes.push(`${label}: ${real.blockSizes!.length} blocks committed by append, host ready ${real.startupSeconds.toFixed(1)} s after its process started`);
       console.log(table.slice(-4).join('\n'));
     } finally {
@@ -328,8 +400,8 @@ async function main(): Promise<void> {
     }
   }
   const header = [
-    '| rows | run | rows (events) | MB of lines | seconds | rows/s | MB/s | mean block | host peak RSS MB (at 1/4, 2/4, 3/4, 4/4) | vs limit |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---|---:|',
+    '| rows | run | rows (events) | MB of lines | seconds | rows/s | MB/s | mean block | host peak RSS MB (at 1/4, 2/4, 3/4, 4/4) | CPU, share of one core | vs limit |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---|---|---:|',
   ];
   const worst = Math.min(...ratios);
   const minutes = ((Date.now() - begun) / 60_000).toFixed(1);
@@ -342,15 +414,18 @@ subscribed) until the last byte is committed. On 2 cores, Node ${process.version
 ${minutes} minutes. The limit is the same bytes in the same block sizes, staged and committed block by block on four files
 at once, in the same run; naive is one \`appendBlock\` per event (${naiveEvents} events). The hub drain receives the same events
 with the SDK and the same batch settings and drops them, in a process of its own as the host's: no path through
-\`EventHubConsumerClient\` can beat it by much. In the local host the SDK's receive and append share one Node thread (on
-Azure the Functions host receives in a process of its own), so append's work adds to the receive rather than overlapping
-it. RSS is the host process's (emulator and Azurite run apart), sampled every 100 ms;
-the quarter columns show whether it grows with the data.${targetMB < 1024 ? ` Less than 1 GB passes per row size: ${targetMB} MB per row size is what fits in about ten minutes here.` : ''}
+\`EventHubConsumerClient\` can beat it by much. In the local host the SDK receives on a worker thread and append runs on
+the main thread (on Azure the Functions host receives in a process of its own), so the two overlap. RSS is the host
+process's (emulator and Azurite run apart), sampled every 100 ms; the quarter columns show whether it grows with the data.
+CPU is each process's user + system time while the run was timed, as a share of one core (two cores in all): the bench
+process runs the emulator, and is the uploader of the limit; the host's share counts both of its threads; "machine" is
+the busy time of both cores together, whoever spent it (200% is all of the machine).${targetMB < 1024 ? ` Less than 1 GB passes per row size: ${targetMB} MB per row size is what fits in about ten minutes here.` : ''}
 
 ${[...header, ...table].join('\n')}
 
 Target: append at least 0.70 of the limit. Worst ratio this run: **${worst.toFixed(2)}**${worst >= 0.7 ? '' : ' (NOT met)'}. The ceiling set by receiving
-alone: ${ceilings.join('; ')}. ${notes.join('; ')}.
+alone: ${ceilings.join('; ')}. At 0.70 of the limit, the CPU each path spent per byte here would take (of the 2 cores, which the
+emulator, Azurite and the host share): ${budgets.join('; ')}. ${notes.join('; ')}.
 `;
   if (sizes.length === 2) writeBenchSection('append', section);
   console.log(`\nworst ratio ${worst.toFixed(2)}; BENCHMARKS.md updated`);

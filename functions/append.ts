@@ -82,8 +82,14 @@ export async function append(messages: unknown, context: InvocationContext): Pro
   if (summary.deadLettered > 0) context.warn(`append: ${summary.deadLettered} message(s) dead-lettered in ${settings.systemContainer}/deadletter/`);
 }
 
-export const appendOptions: EventHubFunctionOptions = {
+/**
+ * `dataType: 'binary'` asks the host for each body's bytes rather than parsed JSON: append parses and validates
+ * them itself (it must anyway), and can then keep the inline data's text as it came instead of serializing it
+ * again. The handler accepts parsed bodies and text just as well, whatever a host hands over.
+ */
+export const appendOptions: EventHubFunctionOptions & { dataType: 'binary' } = {
   connection: 'MDC_EVENTHUB',
+  dataType: 'binary',
   eventHubName: '%MDC_EVENTHUB_NAME%',
   consumerGroup: '%MDC_EVENTHUB_CONSUMER_GROUP%',
   cardinality: 'many',

@@ -17,7 +17,7 @@ export interface Azurite {
   readonly port: number;
   readonly connectionString: string;
   readonly blobEndpoint: string;
-  /** The running child's process id (benches read its CPU time). */
+  /** The process id of the running Azurite, for measuring it (undefined while stopped). */
   readonly pid: number | undefined;
   /** Stops Azurite. With a `location`, `start()` brings the same data back. */
   stop(): Promise<void>;
@@ -66,10 +66,10 @@ export async function startAzurite(options: AzuriteOptions = {}): Promise<Azurit
   return {
     port,
     blobEndpoint,
+    connectionString: `DefaultEndpointsProtocol=http;AccountName=${devAccountName};AccountKey=${devAccountKey};BlobEndpoint=${blobEndpoint};`,
     get pid() {
       return child?.pid;
     },
-    connectionString: `DefaultEndpointsProtocol=http;AccountName=${devAccountName};AccountKey=${devAccountKey};BlobEndpoint=${blobEndpoint};`,
     start,
     stop,
   };

@@ -179,18 +179,22 @@ describe('append through the hub and the trigger', () => {
     const path = `dead-${randomUUID().slice(0, 8)}`;
     const before = await lines(stack.blobService.getContainerClient(system), 'deadletter/');
     const after = [event(path), event(path)];
-    await send([event(path), { hello: 'not a hub event' }, 'plain text', ...after], partitionKeyOf({ endpoint: 'ep', deployment: 'blue' }));
+    await send(
+      [event(path), { hello: 'not a hub event' }, 'plain text', Buffer.from('raw bytes, not JSON'), ...after],
+      partitionKeyOf({ endpoint: 'ep', deployment: 'blue' }),
+    );
     const container = stack.blobService.getContainerClient(data);
     const got = await eventually('the good lines', async () => {
       const found = await lines(container, path);
       return found.length === 3 ? found : undefined;
     });
     expect(got.slice(1).map((l) => l.id)).toEqual(after.map((e) => e.id));
-    const letters = await eventually('two dead letters', async () => {
+    const letters = await eventually('three dead letters', async () => {
       const found = await lines(stack.blobService.getContainerClient(system), 'deadletter/');
-      return found.length === before.length + 2 ? found.slice(before.length) : undefined;
+      return found.length === before.length + 3 ? found.slice(before.length) : undefined;
     });
-    expect(letters.map((l) => l.message)).toEqual(['{"hello":"not a hub event"}', 'plain text']);
+    // Each message as it was on the hub: the SDK sends a string as its JSON text, and bytes as they are.
+    expect(letters.map((l) => l.message)).toEqual(['{"hello":"not a hub event"}', '"plain text"', 'raw bytes, not JSON']);
     for (const letter of letters) {
       expect(letter).toMatchObject({ reason: expect.any(String), partition: expect.any(String), sequenceNumber: expect.any(Number) });
     }

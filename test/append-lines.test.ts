@@ -162,9 +162,75 @@ describe('block ids', () => {
 describe('decoding hub events', () => {
   it('accepts parsed JSON, JSON text and JSON bytes', () => {
     const event = hubEvent();
+    const dataJson = serializeData((event.payload as { data: unknown }).data);
     expect(decodeHubEvent(event)).toEqual({ ok: true, event });
-    expect(decodeHubEvent(JSON.stringify(event))).toEqual({ ok: true, event });
-    expect(decodeHubEvent(Buffer.from(JSON.stringify(event)))).toEqual({ ok: true, event });
+    expect(decodeHubEvent(JSON.stringify(event))).toEqual({ ok: true, event, dataJson });
+    expect(decodeHubEvent(Buffer.from(JSON.stringify(event)))).toEqual({ ok: true, event, dataJson });
+  });
+
+  /** The data a line carries, built as append builds it, and the data JSON.parse finds in the body. */
+  function lineDataOf(body: string): { line: unknown; parsed: unknown; dataJson: string | undefined } {
+    const decoded = decodeHubEvent(Buffer.from(body));
+    if (!decoded.ok) throw new Error(decoded.reason);
+    const [planned] = planLines([{ event: decoded.event, ...(decoded.dataJson !== undefined ? { dataJson: decoded.dataJson } : {}) }], 4 * 1024 * 1024);
+    const text = buildLine(decoded.event, { kind: 'data', json: planned!.json! });
+    expect(text.indexOf('\n')).toBe(text.length - 1);
+    return { line: (JSON.parse(text) as { data: unknown }).data, parsed: (JSON.parse(body) as { payload: { data: unknown } }).payload.data, dataJson: decoded.dataJson };
+  }
+
+  it("keeps the data's own text from a body as collect writes it, and the line carries exactly the parsed data", () => {
+    const { payload: _payload, ...rest } = hubEvent();
+    const head = `${JSON.stringify(rest).slice(0, -1)},"payload":{"kind":"inline","data":`;
+    const texts = [
+      '[{"a":1,"s":"x\\\\","q":"\\"},{\\"","u":"é\\u00e9"}]',
+      '[ {"a": 1} , {"b": [2, 3]} ]',
+      '{"nested":{"payload":{"kind":"inline","data":5}}}',
+      '"just text"',
+      '12.50',
+      'null',
+    ];
+    for (const text of texts) {
+      const result = lineDataOf(`${head}${text}}}`);
+      expect(result.line).toEqual(result.parsed);
+      expect(result.dataJson).toBe(text);
+    }
+  });
+
+  it('serializes the parsed data again when the text cannot be proven to be exactly it, so a line is always one JSON line', () => {
+    const { payload: _payload, ...rest } = hubEvent();
+    const head = `${JSON.stringify(rest).slice(0, -1)},"payload":{"kind":"inline","data":`;
+    const bodies = [
+      // A line break between tokens: kept as is it would split the line.
+      `${head}[\n  {"a": 1}\n]}}`,
+      // Duplicate keys after the data: JSON.parse takes the last, the text would carry the first and more.
+      `${head}1,"data":[3]}}`,
+      `${head}1},"payload":{"kind":"inline","data":[4],"x":{"y":1}}}`,
+      `${head}1},"other":{"payload":{"kind":"inline","data":2}}}`,
+      // A marker inside the data is not the payload's.
+      `${head}[{"x":1,"payload":{"kind":"inline","data":5}}]}}`,
+      // Payload not last.
+      `${JSON.stringify({ ...rest, payload: { kind: 'inline', data: [1] }, agent: 'late' })}`,
+    ];
+    for (const body of bodies) {
+      const result = lineDataOf(body);
+      expect(result.line).toEqual(result.parsed);
+    }
+    expect(lineDataOf(bodies[0]!).dataJson).toBeUndefined();
+    expect(lineDataOf(bodies[1]!).dataJson).toBeUndefined();
+  });
+
+  it('merges rows whose texts came as they were, spaces and empty arrays included', () => {
+    const { payload: _payload, ...rest } = hubEvent({ correlationid: 'm' });
+    const head = `${JSON.stringify(rest).slice(0, -1)},"payload":{"kind":"inline","data":`;
+    const items = ['[ {"r": 1} ]', '[ ]', '[{"r":2},{"r":3}]'].map((text) => {
+      const decoded = decodeHubEvent(`${head}${text}}}`);
+      if (!decoded.ok) throw new Error(decoded.reason);
+      expect(decoded.dataJson).toBe(text);
+      return { event: decoded.event, dataJson: decoded.dataJson! };
+    });
+    const lines = planLines(items, 4 * 1024 * 1024);
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!.json!)).toEqual([{ r: 1 }, { r: 2 }, { r: 3 }]);
   });
 
   it('names why a message can never be written', () => {

@@ -65,7 +65,8 @@ describe('npm start', () => {
     const first = await startEntry(env);
     try {
       await eventually('health 200 from npm start', async () => (await fetch(`${api}/health`)).status === 200, { timeoutMs: 45_000 });
-      expect(first.output()).toContain(`curl ${api}/health`);
+      // HTTP answers as soon as the server listens; the banner follows once the triggers have started too.
+      await eventually('the banner', () => first.output().includes(`curl ${api}/health`), { timeoutMs: 45_000 });
       const put = await fetch(`${api}/deployments/start-test/blue`, {
         method: 'PUT',
         headers: { ...admin, 'content-type': 'application/json' },

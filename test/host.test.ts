@@ -27,6 +27,7 @@ interface Invocation {
 const received: Invocation[] = [];
 const retried: Invocation[] = [];
 const unretried: Invocation[] = [];
+const inBytes: Invocation[] = [];
 const ticks: Timer[] = [];
 /** What the retried function saw in the checkpoint store while it was failing. */
 const checkpointsWhileFailing: (number | undefined)[] = [];
@@ -140,6 +141,17 @@ const flaky: EventHubFunctionOptions = {
   },
 };
 
+/** `dataType: 'binary'` asks for each body's bytes, as the Node worker hands a collectionBytes binding. */
+const bytes: EventHubFunctionOptions & { dataType: 'binary' } = {
+  connection: 'MDC_EVENTHUB',
+  eventHubName: 'bytes-hub',
+  cardinality: 'many',
+  dataType: 'binary',
+  handler: async (bodies, context) => {
+    inBytes.push({ bodies: bodies as unknown[], context });
+  },
+};
+
 const failing: EventHubFunctionOptions = {
   connection: 'MDC_EVENTHUB',
   eventHubName: 'no-retry-hub',
@@ -159,7 +171,7 @@ const tick: TimerFunctionOptions = {
 
 const functions: FunctionTables = {
   httpFunctions: { health: healthOptions, echo, answer, badStatus, inspect },
-  eventHubFunctions: { record, flaky, failing },
+  eventHubFunctions: { record, flaky, failing, bytes },
   timerFunctions: { tick },
 };
 
@@ -196,6 +208,7 @@ beforeAll(async () => {
       { name: 'mdc-events', partitionCount: 4 },
       { name: 'retry-hub', partitionCount: 1 },
       { name: 'no-retry-hub', partitionCount: 1 },
+      { name: 'bytes-hub', partitionCount: 1 },
     ],
   });
   host = stack.host!;
@@ -371,6 +384,17 @@ describe('local host: Event Hubs trigger', () => {
     expect(retried.map((r) => r.bodies)).toEqual(Array(3).fill([{ job: 'a' }, { job: 'b' }]));
     expect(checkpointsWhileFailing).toEqual([undefined, undefined]);
     await eventually('the checkpoint after success', async () => (await checkpoints('retry-hub')).get('0') === 1);
+  });
+
+  it("with dataType 'binary', hands each body as its bytes, unparsed", async () => {
+    await send('bytes-hub', [{ n: 1 }, 'text', [1, 2]], 'k');
+    const bodies = await eventually('three bodies', () => {
+      const all = inBytes.flatMap((r) => r.bodies);
+      return all.length >= 3 ? all : undefined;
+    });
+    expect(bodies.every((body) => Buffer.isBuffer(body))).toBe(true);
+    expect(bodies.map((body) => (body as Buffer).toString('utf8'))).toEqual(['{"n":1}', '"text"', '[1,2]']);
+    expect(inBytes[0]!.context.triggerMetadata!.sequenceNumberArray).toEqual([...Array(inBytes[0]!.bodies.length).keys()]);
   });
 
   it('without a retry policy, checkpoints a batch whose invocation threw, as the Functions host does', async () => {

@@ -1,20 +1,13 @@
-import {
-  EventHubConsumerClient,
-  earliestEventPosition,
-  latestEventPosition,
-  type EventPosition,
-  type PartitionContext,
-  type ReceivedEventData,
-  type Subscription,
-} from '@azure/event-hubs';
-import { BlobCheckpointStore } from '@azure/eventhubs-checkpointstore-blob';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { earliestEventPosition, latestEventPosition, type EventPosition, type ReceivedEventData } from '@azure/event-hubs';
 import type { EventHubFunctionOptions, FunctionTrigger, TriggerMetadata } from '@azure/functions';
-import { createBlobServiceClient, credentialFor } from '../../shared/clients';
 import { connectionNames, readEventHubsConnection, readStorageConnection } from '../../shared/settings';
 import { resolveAppSettings } from './app-settings';
 import { errorText, invocationContext } from './context';
 import type { EventHubsHostOptions } from './host-json';
 import type { HostLog } from './log';
+import type { HostMessage, ReceiverInit, ReceiverMessage } from './event-hub-receiver';
 import { mayRetry, pause, retryDelayMs } from './retry';
 
 /** The container the Functions host keeps Event Hubs checkpoints and partition ownership in. */
@@ -128,6 +121,8 @@ function startPosition(options: EventHubsHostOptions): EventPosition {
  * store on AzureWebJobsStorage, host.json's batch settings, the checkpoint written only once an invocation
  * has completed. Without a retry policy a failed invocation is checkpointed too (the host's documented
  * behaviour); with one, the same batch is retried and its checkpoint waits for success or the last retry.
+ * The consumer runs on a worker thread (event-hub-receiver.ts) and the function on this one, so receiving
+ * the next events overlaps the function's work, as with the Functions host's own receiving process.
  */
 export async function startEventHubTrigger(init: EventHubTriggerOptions): Promise<EventHubTrigger> {
   const { name, options, hostOptions, log } = init;
@@ -135,30 +130,10 @@ export async function startEventHubTrigger(init: EventHubTriggerOptions): Promis
   const source = `Functions.${name}`;
   const eventHubName = resolveAppSettings(options.eventHubName, env);
   const consumerGroup = resolveAppSettings(options.consumerGroup ?? '$Default', env);
-  const connection = readEventHubsConnection(env, options.connection);
-  const storage = createBlobServiceClient(readStorageConnection(env, connectionNames.hostStorage));
-  const container = storage.getContainerClient(checkpointContainer);
-  await container.createIfNotExists();
-  const checkpointStore = new BlobCheckpointStore(container);
-  const ownershipExpiryMs = init.ownershipExpiryMs ?? 6_000;
-  const clientOptions = {
-    loadBalancingOptions: {
-      strategy: 'greedy' as const,
-      updateIntervalInMs: Math.max(250, Math.floor(ownershipExpiryMs / 6)),
-      partitionOwnershipExpirationIntervalInMs: ownershipExpiryMs,
-    },
-  };
-  const client =
-    connection.kind === 'connectionString'
-      ? new EventHubConsumerClient(consumerGroup, connection.connectionString, eventHubName, checkpointStore, clientOptions)
-      : new EventHubConsumerClient(
-          consumerGroup,
-          connection.fullyQualifiedNamespace,
-          eventHubName,
-          credentialFor(connection),
-          checkpointStore,
-          clientOptions,
-        );
+  // `dataType: 'binary'` (a binding property app.eventHub passes on to the host) asks for each body as its
+  // bytes (the Node worker's collectionBytes): the SDK is told not to parse, and the function gets the Buffers.
+  // Otherwise bodies come as the worker hands them, JSON parsed.
+  const binary = (options as { dataType?: unknown }).dataType === 'binary';
   const trigger: FunctionTrigger = {
     type: 'eventHubTrigger',
     name: 'messages',
@@ -166,10 +141,13 @@ export async function startEventHubTrigger(init: EventHubTriggerOptions): Promis
     eventHubName: options.eventHubName,
     cardinality: options.cardinality ?? 'one',
     consumerGroup: options.consumerGroup ?? '$Default',
+    ...(binary ? { dataType: 'binary' } : {}),
   };
   const stopping = new AbortController();
   const running = new Set<Promise<void>>();
   const batchesSinceCheckpoint = new Map<string, number>();
+  /** Per partition: the batch running or last queued, which the next one waits for. */
+  const partitions = new Map<string, Promise<void>>();
 
   /** One invocation with its retries; false when the host stopped before it succeeded or gave up. */
   const invokeWithRetries = async (body: unknown, metadata: TriggerMetadata): Promise<boolean> => {
@@ -192,58 +170,101 @@ export async function startEventHubTrigger(init: EventHubTriggerOptions): Promis
     }
   };
 
-  const processBatch = async (events: ReceivedEventData[], partition: PartitionContext): Promise<void> => {
-    const target: Target = {
-      fullyQualifiedNamespace: partition.fullyQualifiedNamespace,
-      eventHubName: partition.eventHubName,
-      consumerGroup: partition.consumerGroup,
-      partitionId: partition.partitionId,
-    };
+  /** Runs the function on one batch; true when the batch is to be checkpointed. */
+  const processBatch = async (events: ReceivedEventData[], bodies: unknown[], target: Target): Promise<boolean> => {
     if (trigger.cardinality === 'many') {
-      if (!(await invokeWithRetries(events.map((e) => e.body), batchMetadata(events, target)))) return;
+      if (!(await invokeWithRetries(bodies, batchMetadata(events, target)))) return false;
     } else {
-      for (const event of events) {
-        if (!(await invokeWithRetries(event.body, eventMetadata(event, target)))) return;
+      for (const [i, event] of events.entries()) {
+        if (!(await invokeWithRetries(bodies[i], eventMetadata(event, target)))) return false;
       }
     }
-    const count = (batchesSinceCheckpoint.get(partition.partitionId) ?? 0) + 1;
+    const count = (batchesSinceCheckpoint.get(target.partitionId) ?? 0) + 1;
     if (count < hostOptions.batchCheckpointFrequency) {
-      batchesSinceCheckpoint.set(partition.partitionId, count);
-      return;
+      batchesSinceCheckpoint.set(target.partitionId, count);
+      return false;
     }
-    batchesSinceCheckpoint.set(partition.partitionId, 0);
-    try {
-      await partition.updateCheckpoint(events[events.length - 1]!);
-    } catch (error) {
-      // The next batch checkpoints past this one; until then a restart replays it (at least once).
-      log('warning', source, `could not checkpoint partition ${partition.partitionId}:`, errorText(error));
-    }
+    batchesSinceCheckpoint.set(target.partitionId, 0);
+    return true;
   };
 
-  const subscription: Subscription = client.subscribe(
-    {
-      processEvents: async (events, partition) => {
-        if (events.length === 0 || stopping.signal.aborted) return;
-        const run = processBatch(events, partition);
-        running.add(run);
-        try {
-          await run;
-        } finally {
-          running.delete(run);
+  const receiverInit: ReceiverInit = {
+    consumerGroup,
+    eventHubName,
+    connection: readEventHubsConnection(env, options.connection),
+    storage: readStorageConnection(env, connectionNames.hostStorage),
+    checkpointContainer,
+    ownershipExpiryMs: init.ownershipExpiryMs ?? 6_000,
+    maxBatchSize: hostOptions.maxEventBatchSize,
+    maxWaitTimeInSeconds: hostOptions.maxWaitTimeInSeconds,
+    prefetchCount: hostOptions.prefetchCount,
+    startPosition: startPosition(hostOptions),
+    binary,
+  };
+  const receiver = startReceiverWorker(receiverInit);
+  let closed: (() => void) | undefined;
+  const workerClosed = new Promise<void>((resolve) => (closed = resolve));
+  let ready: { resolve: () => void; reject: (error: Error) => void } | undefined;
+  const started = new Promise<void>((resolve, reject) => (ready = { resolve, reject }));
+  receiver.on('message', (message: ReceiverMessage) => {
+    switch (message.type) {
+      case 'ready':
+        ready?.resolve();
+        return;
+      case 'failed':
+        ready?.reject(new Error(message.text));
+        log('error', source, 'the Event Hubs receiver failed:', message.text);
+        return;
+      case 'log':
+        if (!stopping.signal.aborted) log(message.level, source, message.text);
+        return;
+      case 'closed':
+        closed?.();
+        return;
+      case 'batch': {
+        const answer = (checkpoint: boolean) => receiver.postMessage({ type: 'done', id: message.id, checkpoint } satisfies HostMessage);
+        if (stopping.signal.aborted) return answer(false);
+        const events = message.events as unknown as ReceivedEventData[];
+        let bodies: unknown[];
+        if (message.bytes) {
+          const all = Buffer.from(message.bytes);
+          let from = 0;
+          bodies = Array.from(message.ends!, (end) => all.subarray(from, (from = end)));
+        } else {
+          bodies = message.events.map((e) => e.body);
         }
-      },
-      processError: async (error, partition) => {
-        if (stopping.signal.aborted) return;
-        log('warning', source, `Event Hubs (partition ${partition.partitionId || '-'}):`, errorText(error));
-      },
-    },
-    {
-      maxBatchSize: hostOptions.maxEventBatchSize,
-      maxWaitTimeInSeconds: hostOptions.maxWaitTimeInSeconds,
-      prefetchCount: hostOptions.prefetchCount,
-      startPosition: startPosition(hostOptions),
-    },
-  );
+        // A partition's batches run one at a time, in order: the receiver may hand over the next one early.
+        const partitionId = message.target.partitionId;
+        const run = (partitions.get(partitionId) ?? Promise.resolve())
+          .then(() => (stopping.signal.aborted ? false : processBatch(events, bodies, message.target)))
+          .then(answer, (error: unknown) => {
+            log('error', source, 'processing a batch:', errorText(error));
+            answer(false);
+          });
+        partitions.set(partitionId, run);
+        running.add(run);
+        void run.finally(() => {
+          running.delete(run);
+          if (partitions.get(partitionId) === run) partitions.delete(partitionId);
+        });
+        return;
+      }
+    }
+  });
+  receiver.on('error', (error) => {
+    ready?.reject(error);
+    closed?.();
+    log('error', source, 'the Event Hubs receiver thread failed:', errorText(error));
+  });
+  receiver.on('exit', (code) => {
+    if (!stopping.signal.aborted) log('error', source, `the Event Hubs receiver thread exited (${code}): no more events until the host restarts`);
+    closed?.();
+  });
+  await started.catch(async (error: unknown) => {
+    stopping.abort();
+    await receiver.terminate();
+    throw error;
+  });
 
   return {
     eventHubName,
@@ -257,11 +278,21 @@ export async function startEventHubTrigger(init: EventHubTriggerOptions): Promis
       stopping.abort();
       const grace = new Promise<void>((resolve) => setTimeout(resolve, init.shutdownGraceMs ?? 30_000).unref());
       await Promise.race([Promise.allSettled([...running]), grace]);
-      // With Event Hubs unreachable the SDK's close can wait on reconnects for minutes; a stopping host lets go.
-      await bounded(subscription.close(), 5_000).catch((error) => log('warning', source, 'closing the subscription:', errorText(error)));
-      await bounded(client.close(), 5_000).catch((error) => log('warning', source, 'closing the consumer:', errorText(error)));
+      receiver.postMessage({ type: 'close' } satisfies HostMessage);
+      await bounded(workerClosed, 12_000).catch((error) => log('warning', source, 'closing the receiver:', errorText(error)));
+      await receiver.terminate();
     },
   };
+}
+
+/** The receiver worker (event-hub-receiver.ts); under tsx or vitest it is TypeScript, loaded through tsx's require hook. */
+function startReceiverWorker(init: ReceiverInit): Worker {
+  const typescript = __filename.endsWith('.ts');
+  const file = path.join(__dirname, `event-hub-receiver.${typescript ? 'ts' : 'js'}`);
+  const workerData = { mdcEventHubReceiver: init };
+  return typescript
+    ? new Worker(`require('tsx/cjs'); require(${JSON.stringify(file)});`, { eval: true, workerData })
+    : new Worker(file, { workerData });
 }
 
 function bounded(work: Promise<void>, ms: number): Promise<void> {

@@ -48,6 +48,8 @@ const runChars = 256 * 1024;
 interface Accepted {
   sequenceNumber: number;
   event: HubEvent;
+  /** The inline data's JSON text as it arrived, when decoding could cut it out (see decode.ts). */
+  dataJson?: string;
   /** Size of the staged payload blob. */
   stagedBytes?: number;
 }
@@ -86,7 +88,11 @@ export async function appendEvents(events: readonly TriggeredEvent[], options: A
   const letters: DeadLetter[] = [];
   for (const message of events) {
     const decoded = decodeHubEvent(message.body);
-    if (decoded.ok) accepted.push({ partitionId: message.partitionId, sequenceNumber: message.sequenceNumber, event: decoded.event });
+    if (decoded.ok) {
+      const item: Accepted & { partitionId: string } = { partitionId: message.partitionId, sequenceNumber: message.sequenceNumber, event: decoded.event };
+      if (decoded.dataJson !== undefined) item.dataJson = decoded.dataJson;
+      accepted.push(item);
+    }
     else letters.push({ ...message, reason: decoded.reason });
   }
 

@@ -80,9 +80,9 @@ export interface PlannedLine<E> {
  * Groups the events of one blob into lines (SPEC §5, batching): events with the same correlation id and array
  * data become one line with their rows concatenated in arrival order; a merged line never grows past
  * `maxDataBytes` of data, so it is never one that should have been a `dataref`. Lines keep the order of their
- * first event.
+ * first event. An item's `dataJson`, when set, is the JSON text of its inline data, used as it is.
  */
-export function planLines<E extends { event: HubEvent }>(items: readonly E[], maxDataBytes: number): PlannedLine<E>[] {
+export function planLines<E extends { event: HubEvent; dataJson?: string }>(items: readonly E[], maxDataBytes: number): PlannedLine<E>[] {
   interface Open {
     line: PlannedLine<E>;
     rows: string[];
@@ -96,12 +96,14 @@ export function planLines<E extends { event: HubEvent }>(items: readonly E[], ma
       lines.push({ members: [item] });
       continue;
     }
-    const json = serializeData(event.payload.data);
+    // The data's text as it arrived when decoding could prove it is exactly the data (see decode.ts).
+    const json = item.dataJson ?? serializeData(event.payload.data);
     if (!mergeable(event)) {
       lines.push({ members: [item], json });
       continue;
     }
-    const rows = json.slice(1, -1);
+    // Trimmed: text as it arrived may hold spaces inside its brackets, and `[ ]` has no rows.
+    const rows = json.slice(1, -1).trim();
     const rowBytes = Buffer.byteLength(rows, 'utf8');
     const current = open.get(event.correlationid);
     // +1 for the comma that joins two row lists.

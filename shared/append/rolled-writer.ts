@@ -186,8 +186,10 @@ export class RolledWriter {
   }
 
   /**
-   * Stages the rendered text in blocks of `blockBytes`, holding at most about one block in memory. Text is
-   * turned into bytes once per block, not once per line: per-line buffers cost more in GC than the writing.
+   * Stages the rendered text in blocks of `blockBytes`, holding at most one block in memory. Text is encoded
+   * straight into the block: measuring each piece first (Buffer.byteLength flattens a concatenated string and
+   * walks it once more) cost more than the encoding. Only a piece that may not fit is encoded apart and copied
+   * across the block boundary, about once per block.
    */
   private async stage(
     blob: BlockBlobClient,
@@ -197,38 +199,32 @@ export class RolledWriter {
   ): Promise<{ ids: string[]; bytes: number }> {
     const ids: string[] = [];
     let total = 0;
-    let carry: Buffer = Buffer.alloc(0);
-    let texts: string[] = [];
-    let size = 0;
-    const flush = async (block: Buffer) => {
+    // Untouched pages of a large allocation are not resident, so a small write costs no more than its bytes.
+    const block = Buffer.allocUnsafe(this.blockBytes);
+    let at = 0;
+    const flush = async () => {
       const id = idOf(ids.length);
-      await blob.stageBlock(id, block, block.length, { abortSignal: signal });
+      await blob.stageBlock(id, block.subarray(0, at), at, { abortSignal: signal });
       ids.push(id);
-      total += block.length;
-    };
-    const drain = async (final: boolean) => {
-      let bytes = carry;
-      if (texts.length > 0) {
-        // Encoded straight into one buffer: joining the texts first and concatenating after copied every byte twice more.
-        bytes = Buffer.allocUnsafe(size);
-        let at = carry.copy(bytes, 0);
-        for (const text of texts) at += bytes.write(text, at, 'utf8');
-        texts = [];
-      }
-      while (bytes.length >= this.blockBytes || (final && bytes.length > 0)) {
-        const take = Math.min(this.blockBytes, bytes.length);
-        await flush(bytes.subarray(0, take));
-        bytes = bytes.subarray(take);
-      }
-      carry = bytes;
-      size = carry.length;
+      total += at;
+      at = 0;
     };
     for await (const text of pieces) {
-      texts.push(text);
-      size += Buffer.byteLength(text, 'utf8');
-      if (size >= this.blockBytes) await drain(false);
+      // UTF-8 takes at most 3 bytes per UTF-16 unit.
+      if (text.length * 3 <= block.length - at) {
+        at += block.write(text, at, 'utf8');
+        continue;
+      }
+      const bytes = Buffer.from(text, 'utf8');
+      let from = 0;
+      while (from < bytes.length) {
+        const copied = bytes.copy(block, at, from);
+        at += copied;
+        from += copied;
+        if (at === block.length) await flush();
+      }
     }
-    await drain(true);
+    if (at > 0) await flush();
     return { ids, bytes: total };
   }
 
