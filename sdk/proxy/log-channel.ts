@@ -39,7 +39,7 @@ export class BatchBytes {
 
 export interface LogChannelOptions extends Omit<PayloadLoggerOptions, 'onError'> {
   modelVersion?: string;
-  /** How long sources gather before they leave in one message. Default 10 ms. */
+  /** How long sources gather before they leave in one message. Default 20 ms. */
   batchMs?: number;
   onError?: (error: CollectorError) => void;
 }
@@ -76,10 +76,11 @@ export class LogChannel {
 
   constructor(options: LogChannelOptions) {
     const { modelVersion, batchMs, onError, ...logger } = options;
-    this.batchMs = batchMs ?? 10;
+    this.batchMs = batchMs ?? 20;
     this.maxUntaken = 2 * Math.max(options.maxQueue ?? 1000, 1000);
     this.onError = onError;
-    const data: LogWorkerData = { logger, ...(modelVersion ? { modelVersion } : {}) };
+    // Logs arrive in batches already: the worker sends each one as it comes.
+    const data: LogWorkerData = { logger: { lingerMs: 0, ...logger }, ...(modelVersion ? { modelVersion } : {}) };
     // Under tsx or vitest this file is TypeScript, and so is the worker's: it is then loaded through tsx's require hook.
     const typescript = __filename.endsWith('.ts');
     const file = path.join(__dirname, `log-worker.${typescript ? 'ts' : 'js'}`);

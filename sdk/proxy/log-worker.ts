@@ -23,6 +23,7 @@ const port = parentPort!;
 let errors: LoggedError[] = [];
 let took = 0;
 let errorTimer: NodeJS.Timeout | undefined;
+let ackTimer: NodeJS.Timeout | undefined;
 
 const logger = new PayloadLogger({
   ...data.logger,
@@ -72,7 +73,11 @@ port.on('message', (message: ToLogWorker) => {
   switch (message.kind) {
     case 'logs':
       logAll(message.records, message.bytes);
-      answer();
+      // Every message wakes the proxy's thread: say what was taken a few times a second, not once per batch.
+      ackTimer ??= setTimeout(() => {
+        ackTimer = undefined;
+        if (took > 0) answer();
+      }, 100);
       return;
     case 'state':
       answer(message.id);
@@ -83,6 +88,7 @@ port.on('message', (message: ToLogWorker) => {
     case 'close':
       void logger.close(message.timeoutMs !== undefined ? { timeoutMs: message.timeoutMs } : {}).then(() => {
         clearTimeout(errorTimer);
+        clearTimeout(ackTimer);
         answer(message.id);
         port.close();
       });
