@@ -188,6 +188,35 @@ describe('payload-logging proxy', () => {
     expect(log('continued', '/response')).toBe('{"predictions":[14]}');
   });
 
+  it('streams an upload larger than it reads whole to the model, and logs its first bytes', async () => {
+    await startProxy({ maxLoggedBytes: 1000 });
+    const data = Array.from({ length: 30_000 }, (_, i) => i);
+    const body = JSON.stringify({ data });
+    expect(body.length).toBeGreaterThan(128 * 1024);
+    const answer = await send(`${proxyUrl}/score`, { body });
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(answer.body.toString()).predictions).toHaveLength(30_000);
+    await eventually(() => collector.requests.some((r) => r.url.endsWith('/request')), 'the request log');
+    const log = collector.requests.find((r) => r.url.endsWith('/request'))!;
+    expect(log.body.toString()).toBe(body.slice(0, 1000));
+    expect(log.headers['x-mdc-truncated-from']).toBe(String(body.length));
+  });
+
+  it('logs a request whose client went away mid-upload, its answer as 499', async () => {
+    await startProxy();
+    const req = http.request(`${proxyUrl}/score`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': '100', 'x-request-id': 'gone' } });
+    req.on('error', () => undefined);
+    await new Promise<void>((resolve) => req.write('{"data":', () => resolve()));
+    req.destroy();
+    await eventually(() => collector.requests.length === 2, 'two payload logs');
+    const request = collector.requests.find((r) => r.url.endsWith('/request'))!;
+    const response = collector.requests.find((r) => r.url.endsWith('/response'))!;
+    expect(request.headers['x-request-id']).toBe('gone');
+    expect(request.body.toString()).toBe('{"data":');
+    expect(response.headers).toMatchObject({ 'x-request-id': 'gone', 'x-mdc-status': '499' });
+    expect(model.seen).toHaveLength(0);
+  });
+
   it('with the collector down, every proxied request still succeeds and the losses are counted', async () => {
     await collector.stop();
     const losses: CollectorError[] = [];

@@ -134,16 +134,32 @@ export class PayloadProxy {
     const prior = single(req.headers['x-forwarded-for']);
     const client = req.socket.remoteAddress ?? '';
     forwarded['x-forwarded-for'] = prior ? `${prior}, ${client}` : client;
-    // A request without Content-Length or Transfer-Encoding has no body (RFC 9112 §6.3): send none, rather than an empty stream undici would chunk.
-    const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
-    req.on('data', (chunk: Buffer) => exchange.requestBody.add(chunk));
-    req.on('end', () => exchange.requestEnded());
-    // Held until undici reads it (it resumes the stream once it writes the body): chunks that flowed before would
-    // reach the log and not the model.
-    if (hasBody) req.pause();
     const forward = new Forward(this, res, exchange, requestId);
-    this.pool.dispatch({ path: this.targetPath + (req.url ?? '/'), method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: forwarded, body: hasBody ? req : null }, forward);
-    // A client that goes away mid-answer must not leave the model request running.
+    const request: Dispatcher.DispatchOptions = { path: this.targetPath + (req.url ?? '/'), method: (req.method ?? 'GET') as Dispatcher.HttpMethod, headers: forwarded, body: null };
+    const length = req.headers['content-length'];
+    if (req.headers['transfer-encoding'] === undefined && (length === undefined || Number(length) <= wholeBodyBytes)) {
+      // A small body (most scoring requests) has come with the head: read it whole and send it in the request's
+      // one write, without undici's stream machinery. No Content-Length nor Transfer-Encoding: no body (RFC 9112 §6.3).
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => {
+        chunks.push(chunk);
+        exchange.requestBody.add(chunk);
+      });
+      req.on('end', () => {
+        exchange.requestEnded();
+        if (length !== undefined) request.body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+        if (!forward.aborted) this.pool.dispatch(request, forward);
+      });
+    } else {
+      req.on('data', (chunk: Buffer) => exchange.requestBody.add(chunk));
+      req.on('end', () => exchange.requestEnded());
+      // Held until undici reads it (it resumes the stream once it writes the body): chunks that flowed before
+      // would reach the log and not the model.
+      req.pause();
+      request.body = req;
+      this.pool.dispatch(request, forward);
+    }
+    // A client that goes away before the end of the answer must not leave the model request running.
     res.on('close', () => {
       if (!res.writableFinished) forward.abort();
     });
@@ -155,6 +171,9 @@ export class PayloadProxy {
   }
 }
 
+/** Request bodies up to this size, with a Content-Length, are read whole before they are forwarded. */
+const wholeBodyBytes = 64 * 1024;
+
 /** The model's answer, streamed to the client as it comes, its first bytes kept for the log. */
 class Forward implements Dispatcher.DispatchHandler {
   private status = 0;
@@ -162,7 +181,7 @@ class Forward implements Dispatcher.DispatchHandler {
   private body: Capture | undefined;
   private aborter: ((reason?: Error) => void) | undefined;
   private resume: (() => void) | undefined;
-  private aborted = false;
+  aborted = false;
 
   constructor(
     private readonly proxy: PayloadProxy,
@@ -171,9 +190,12 @@ class Forward implements Dispatcher.DispatchHandler {
     private readonly requestId: string,
   ) {}
 
+  /** The client went away first: logged as 499 (nginx's "client closed request"), with what had come of the answer. */
   abort(): void {
+    if (this.aborted) return;
     this.aborted = true;
     this.aborter?.(new Error('the client went away'));
+    this.exchange.answered(499, this.contentType, this.body ?? new Capture(0));
   }
 
   onConnect(abort: (reason?: Error) => void): void {
