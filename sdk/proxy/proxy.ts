@@ -86,8 +86,9 @@ export class PayloadProxy {
   constructor(options: PayloadProxyOptions) {
     this.target = new URL(options.target);
     if (this.target.protocol !== 'http:' && this.target.protocol !== 'https:') throw new TypeError(`target "${options.target}" is not http(s)`);
-    // undici rather than http.request: a third less CPU per request on the thread that answers. As many
-    // connections as requests in flight, and no timeouts: a model may think, or stream, for as long as it needs.
+    // undici rather than http.request: less CPU per request on the thread that answers (a bare proxy at 1000 req/s
+    // took 25% of a core through it, 30% through http.request). As many connections as requests in flight, and no
+    // timeouts: a model may think, or stream, for as long as it needs.
     this.pool = new Pool(this.target.origin, { headersTimeout: 0, bodyTimeout: 0 });
     this.maxLoggedBytes = options.maxLoggedBytes ?? 1024 * 1024;
     this.targetPath = this.target.pathname.replace(/\/+$/, '');
