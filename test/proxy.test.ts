@@ -1,6 +1,8 @@
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseProxyArgs, UsageError } from '../sdk/proxy/main';
 import { PayloadLogger } from '../sdk/proxy/payload-logger';
@@ -161,6 +163,60 @@ describe('payload-logging proxy', () => {
     expect(log.headers['x-mdc-truncated-from']).toBe(String(48 * 64 * 1024));
   });
 
+  it('forwards a chunked upload and an Expect: 100-continue request whole, and logs both', async () => {
+    await startProxy();
+    const chunked = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request(`${proxyUrl}/score`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': 'chunked' } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+      });
+      req.on('error', reject);
+      req.write('{"data":');
+      setImmediate(() => req.end('[5,6]}'));
+    });
+    expect(chunked).toEqual({ status: 200, body: '{"predictions":[10,12]}' });
+    const continued = await send(`${proxyUrl}/score`, { body: '{"data":[7]}', headers: { expect: '100-continue', 'x-request-id': 'continued' } });
+    expect(continued.status).toBe(200);
+    expect(continued.body.toString()).toBe('{"predictions":[14]}');
+    expect(model.seen[1]!.expect).toBeUndefined();
+
+    await eventually(() => collector.requests.length === 4, 'four payload logs');
+    const log = (id: string, collection: string) => collector.requests.find((r) => r.headers['x-request-id'] === id && r.url.endsWith(collection))!.body.toString();
+    expect(log('chunked', '/request')).toBe('{"data":[5,6]}');
+    expect(log('continued', '/request')).toBe('{"data":[7]}');
+    expect(log('continued', '/response')).toBe('{"predictions":[14]}');
+  });
+
+  it('streams an upload larger than it reads whole to the model, and logs its first bytes', async () => {
+    await startProxy({ maxLoggedBytes: 1000 });
+    const data = Array.from({ length: 30_000 }, (_, i) => i);
+    const body = JSON.stringify({ data });
+    expect(body.length).toBeGreaterThan(128 * 1024);
+    const answer = await send(`${proxyUrl}/score`, { body });
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(answer.body.toString()).predictions).toHaveLength(30_000);
+    await eventually(() => collector.requests.some((r) => r.url.endsWith('/request')), 'the request log');
+    const log = collector.requests.find((r) => r.url.endsWith('/request'))!;
+    expect(log.body.toString()).toBe(body.slice(0, 1000));
+    expect(log.headers['x-mdc-truncated-from']).toBe(String(body.length));
+  });
+
+  it('logs a request whose client went away mid-upload, its answer as 499', async () => {
+    await startProxy();
+    const req = http.request(`${proxyUrl}/score`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': '100', 'x-request-id': 'gone' } });
+    req.on('error', () => undefined);
+    await new Promise<void>((resolve) => req.write('{"data":', () => resolve()));
+    req.destroy();
+    await eventually(() => collector.requests.length === 2, 'two payload logs');
+    const request = collector.requests.find((r) => r.url.endsWith('/request'))!;
+    const response = collector.requests.find((r) => r.url.endsWith('/response'))!;
+    expect(request.headers['x-request-id']).toBe('gone');
+    expect(request.body.toString()).toBe('{"data":');
+    expect(response.headers).toMatchObject({ 'x-request-id': 'gone', 'x-mdc-status': '499' });
+    expect(model.seen).toHaveLength(0);
+  });
+
   it('with the collector down, every proxied request still succeeds and the losses are counted', async () => {
     await collector.stop();
     const losses: CollectorError[] = [];
@@ -181,8 +237,9 @@ describe('payload-logging proxy', () => {
       const answer = await send(`${proxyUrl}/score`, { body: JSON.stringify({ data: [i] }) });
       expect(answer.status).toBe(200);
     }
-    expect(proxy.logger.pending).toBe(10);
-    expect(proxy.logger.stats.dropped).toBe(50);
+    const state = await proxy.logger.state();
+    expect(state.pending).toBe(10);
+    expect(state.stats.dropped).toBe(50);
     collector.release();
   });
 
@@ -212,21 +269,22 @@ describe('payload-logging proxy', () => {
 
     await eventually(async () => {
       expect((await send(`${proxyUrl}/score`, { body: '{"data":[1]}' })).status).toBe(200);
-      return proxy.logger.collectorDown;
+      return (await proxy.logger.state()).collectorDown;
     }, 'the breaker to open');
     const attemptsWhenOpened = attempts;
-    const droppedWhenOpened = proxy.logger.stats.dropped;
+    const droppedWhenOpened = (await proxy.logger.state()).stats.dropped;
     for (let i = 0; i < 20; i++) expect((await send(`${proxyUrl}/score`, { body: JSON.stringify({ data: [i] }) })).status).toBe(200);
-    if (proxy.logger.collectorDown) {
+    const afterwards = await proxy.logger.state();
+    if (afterwards.collectorDown) {
       expect(attempts).toBe(attemptsWhenOpened);
-      expect(proxy.logger.stats.dropped).toBeGreaterThanOrEqual(droppedWhenOpened + 40);
+      expect(afterwards.stats.dropped).toBeGreaterThanOrEqual(droppedWhenOpened + 40);
     }
 
     await new Promise<void>((resolve) => refusing.close(() => resolve()));
     await collector.start();
     await eventually(async () => {
       await send(`${proxyUrl}/score`, { body: '{"data":[2]}' });
-      return !proxy.logger.collectorDown && collector.requests.some((r) => r.url.endsWith('/response'));
+      return !(await proxy.logger.state()).collectorDown && collector.requests.some((r) => r.url.endsWith('/response'));
     }, 'logs to flow again');
     await proxy.logger.flush();
     const { sent, dropped, failed } = proxy.logger.stats;
@@ -234,6 +292,30 @@ describe('payload-logging proxy', () => {
     expect(dropped).toBeGreaterThan(0);
     expect(losses.some((e) => e.code === 'CollectorDown')).toBe(true);
     expect(losses.reduce((n, e) => n + e.dropped, 0)).toBe(dropped + failed);
+  });
+
+  it('as a command, sends what is left when stopped, says how much, and exits', async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, ['--import', 'tsx', 'sdk/proxy/main.ts', '--target', model.url, '--port', String(port), '--collector', collector.url, '--endpoint', 'ep', '--deployment', 'blue', '--key', 'k'], {
+      cwd: path.resolve(__dirname, '..'),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      await eventually(() => out.includes('mdc-proxy: http://'), 'the proxy to listen');
+      // Logs linger before they leave: stopped at once, the proxy still has them to send.
+      const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => send(`http://127.0.0.1:${port}/score`, { body: JSON.stringify({ data: [i] }) })));
+      expect(answers.every((a) => a.status === 200)).toBe(true);
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+    expect(out).toContain('stopped; 40 payload log(s) sent, 0 dropped, 0 failed');
+    expect(collector.requests.length).toBe(40);
   });
 
   it('reads its command line and environment', () => {
