@@ -25,6 +25,7 @@ import { startEventHubsEmulator, type EventHubsEmulator } from '../local/eventhu
 import { readHostJson } from '../local/host/host-json';
 import { freePort } from '../local/ports';
 import { writeBenchSection } from './benchmarks-md';
+import { cpuSeconds } from './process-cpu';
 import { encodeBlockId } from '../shared/append/block-id';
 import { buildLine, serializeData } from '../shared/append/line';
 import type { HubEvent } from '../shared/hub-event';
@@ -108,30 +109,6 @@ function rssMB(pid: number): number {
 
 /** The cpuMeter entry for both cores' busy time. */
 const machine = 'machine, all cores';
-
-/**
- * CPU seconds (user + system) a process has used so far, from /proc (clock ticks of 1/100 s); 'machine' is every
- * core's busy time, whoever spent it (the kernel's loopback networking included).
- */
-function cpuSeconds(pid: number | 'self' | 'machine'): number {
-  if (pid === 'machine') {
-    const [user, nice, system, idle, iowait, irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    void idle;
-    void iowait;
-    return (user! + nice! + system! + irq! + softirq! + steal!) / 100;
-  }
-  if (pid === 'self') {
-    const usage = process.cpuUsage();
-    return (usage.user + usage.system) / 1e6;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return Number.NaN;
-  }
-}
 
 /**
  * Starts measuring the CPU of named processes; the returned function gives each one's share of one core since

@@ -14,7 +14,7 @@
  * MDC_BENCH_CPU_PROF=<dir> writes CPU profiles of each child under `<dir>/<role>/`, to see where the time goes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,6 +22,7 @@ import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
 import { EventHubProducerClient } from '@azure/event-hubs';
 import { writeBenchSection } from './benchmarks-md';
+import { cpuSeconds } from './process-cpu';
 import { collectOptions } from '../functions/collect';
 import { deploymentsOptions } from '../functions/deployments';
 import { startAzurite } from '../local/azurite';
@@ -119,17 +120,6 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
-/** CPU time (user + system) a process has used so far, in ms, from /proc (USER_HZ is 100); undefined off Linux. */
-function cpuMs(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * 10;
-  } catch {
-    return undefined;
-  }
-}
-
 interface Run {
   ok: number;
   p50: number;
@@ -150,10 +140,10 @@ function options(target: Target, body: string) {
 }
 
 async function runOnce(target: Target, emulator: Server, body: string): Promise<Run> {
-  const before = [cpuMs(target.server.pid), cpuMs(emulator.pid)];
+  const before = [cpuSeconds(target.server.pid), cpuSeconds(emulator.pid)];
   const result = await autocannon({ ...options(target, body), duration: seconds });
-  const after = [cpuMs(target.server.pid), cpuMs(emulator.pid)];
-  const spent = (i: number) => (before[i] === undefined || after[i] === undefined ? undefined : after[i]! - before[i]!);
+  const after = [cpuSeconds(target.server.pid), cpuSeconds(emulator.pid)];
+  const spent = (i: number) => (Number.isNaN(before[i]! + after[i]!) ? undefined : (after[i]! - before[i]!) * 1000);
   const serverCpuMs = spent(0);
   const emulatorCpuMs = spent(1);
   return {

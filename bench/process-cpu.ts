@@ -1,16 +1,25 @@
 import { readFileSync } from 'node:fs';
 
 /**
- * CPU seconds (user + system) a process, or one thread of it, has used so far, from /proc (USER_HZ is 100);
- * NaN off Linux or once it has exited.
+ * CPU seconds (user + system) used so far, from /proc (clock ticks of 1/100 s): by a process, by one thread of it
+ * (`thread`), by this process (`'self'`), or by every core whoever spent it (`'machine'`, the kernel's loopback
+ * networking included). NaN off Linux, or once the process has exited.
  */
-export function cpuSeconds(pid: number | undefined, thread?: number): number {
-  if (pid === undefined) return NaN;
+export function cpuSeconds(pid: number | undefined | 'self' | 'machine', thread?: number): number {
   try {
+    if (pid === 'machine') {
+      const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+      return (user! + nice! + system! + irq! + softirq! + steal!) / 100;
+    }
+    if (pid === 'self') {
+      const usage = process.cpuUsage();
+      return (usage.user + usage.system) / 1e6;
+    }
+    if (pid === undefined) return Number.NaN;
     const stat = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(fields[11]) + Number(fields[12])) / 100;
   } catch {
-    return NaN;
+    return Number.NaN;
   }
 }

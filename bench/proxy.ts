@@ -13,9 +13,9 @@
  *   npm run bench:proxy            (BENCH_ROUNDS=4 BENCH_SECONDS=4 BENCH_RATE=1000 BENCH_CONNECTIONS=8 to change the load)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { writeBenchSection } from './benchmarks-md';
+import { cpuSeconds } from './process-cpu';
 import { freePort, waitForPort } from '../local/ports';
 import { openLoop, type OpenLoopResult } from './open-loop';
 
@@ -78,12 +78,6 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
 }
 
-/** CPU seconds a process has used so far (user + system), from /proc. */
-function cpuSeconds(child: ChildProcess): number {
-  const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
 interface Sample extends OpenLoopResult {
   /** CPU seconds used during the run, per process. */
   cpu: Record<string, number>;
@@ -91,7 +85,7 @@ interface Sample extends OpenLoopResult {
 }
 
 async function load(port: number, durationSeconds: number, watched: Record<string, ChildProcess>): Promise<Sample> {
-  const before = Object.fromEntries(Object.entries(watched).map(([name, child]) => [name, cpuSeconds(child)]));
+  const before = Object.fromEntries(Object.entries(watched).map(([name, child]) => [name, cpuSeconds(child.pid)]));
   const result = await openLoop({
     port,
     path: '/score',
@@ -101,7 +95,7 @@ async function load(port: number, durationSeconds: number, watched: Record<strin
     rate,
     durationMs: durationSeconds * 1000,
   });
-  const cpu = Object.fromEntries(Object.entries(watched).map(([name, child]) => [name, cpuSeconds(child) - before[name]!]));
+  const cpu = Object.fromEntries(Object.entries(watched).map(([name, child]) => [name, cpuSeconds(child.pid) - before[name]!]));
   return { ...result, cpu, seconds: durationSeconds };
 }
 
