@@ -200,6 +200,20 @@ describe('quick line scan (lines as append writes them)', () => {
     expect(quickScanLine(text, 0, first.length - 5)).toBeUndefined();
   });
 
+  it('gives the same rows through the read worker, wherever the chunks are cut', async () => {
+    const lines = [written([{ a: 1, s: 'Zoë' }, { a: 2 }]), written([{}]), written([{ a: '{', t: 'x,{y' }]), written([{ a: { nested: true } }]), written([])];
+    const blob = Buffer.from(`${lines.join('\n')}\n`);
+    const expected = lines.flatMap((line) => slowRows(line));
+    const window = { whole: true, from: 0, to: 0 };
+    for (let cut = 1; cut < blob.length; cut += 13) {
+      const threaded = openJsonlStream(window);
+      const answers = await Promise.all([threaded.push(Uint8Array.from(blob.subarray(0, cut))), threaded.push(blob.subarray(cut)), threaded.end()]);
+      threaded.close();
+      const got = answers.flat().flatMap((piece) => (piece.kind === 'rows' ? Buffer.from(piece.bytes).toString('utf8').split('\n').filter(Boolean) : rowsOfLine(piece.text)));
+      expect(got.map((row) => JSON.stringify(typeof row === 'string' ? JSON.parse(row) : row)), `cut at ${cut}`).toEqual(expected);
+    }
+  });
+
   it('leaves lines of another shape to the full scan', () => {
     const parsed = JSON.parse(written([{ a: 1 }]));
     const reordered = JSON.stringify({ correlationid: parsed.correlationid, time: parsed.time, data: parsed.data });

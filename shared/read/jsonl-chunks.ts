@@ -20,11 +20,59 @@ export function inLineWindow(window: LineWindow, time: unknown): boolean {
  */
 export type JsonlPiece = { kind: 'rows'; bytes: Uint8Array; rows: number } | { kind: 'line'; text: string };
 
-/** A buffer of its own (never a slice of Node's shared pool), so it can be transferred between threads. */
-function bytesOf(latin1: string): Uint8Array {
-  const bytes = Buffer.allocUnsafeSlow(latin1.length);
-  bytes.write(latin1, 0, "latin1");
-  return bytes;
+/**
+ * JSONL rows written straight into one buffer: the records' bytes are copied from the blob's own bytes, with no
+ * string built for them. The buffer is never a slice of Node's shared pool, so it can be moved between threads.
+ */
+class RowsBuffer {
+  private bytes: Buffer;
+  private length = 0;
+  private rows = 0;
+
+  constructor(private readonly capacity: number) {
+    this.bytes = Buffer.allocUnsafeSlow(capacity);
+  }
+
+  /** The rows of a line the quick scan took in `source`, whose offsets are byte offsets (latin1 text of it). */
+  addScanned(source: Buffer, line: ScannedLine): void {
+    const head = `{"correlationid":${line.correlationid},"rowid":"${line.correlationid.slice(1, -1)}_`;
+    const tail = `","time":${line.time}`;
+    for (let r = 0; r < line.records.length; r += 2) {
+      const start = line.records[r]!;
+      const end = line.records[r + 1]!;
+      const empty = end - start === 2;
+      const prefix = `${head}${r / 2}${tail}${empty ? '}' : ','}`;
+      this.room(prefix.length + (end - start));
+      this.length += this.bytes.write(prefix, this.length, 'latin1');
+      if (!empty) this.length += source.copy(this.bytes, this.length, start + 1, end);
+      this.bytes[this.length++] = 10;
+    }
+    this.rows += line.records.length / 2;
+  }
+
+  /** Rows as latin1 text, `\n`-terminated. */
+  addText(latin1: string, rows: number): void {
+    this.room(latin1.length);
+    this.length += this.bytes.write(latin1, this.length, 'latin1');
+    this.rows += rows;
+  }
+
+  /** What was written as one piece, if anything, and a fresh buffer for what comes next. */
+  take(): JsonlPiece | undefined {
+    if (this.rows === 0) return undefined;
+    const piece: JsonlPiece = { kind: 'rows', bytes: this.bytes.subarray(0, this.length), rows: this.rows };
+    this.bytes = Buffer.allocUnsafeSlow(this.capacity);
+    this.length = 0;
+    this.rows = 0;
+    return piece;
+  }
+
+  private room(bytes: number): void {
+    if (this.length + bytes <= this.bytes.length) return;
+    const grown = Buffer.allocUnsafeSlow(Math.max(this.bytes.length * 2, this.length + bytes));
+    this.bytes.copy(grown, 0, 0, this.length);
+    this.bytes = grown;
+  }
 }
 
 /**
@@ -37,23 +85,25 @@ export class JsonlChunks {
   constructor(private readonly window: LineWindow) {}
 
   push(chunk: Uint8Array): JsonlPiece[] {
-    return this.pieces(this.splitter.pushText(chunk));
+    return this.pieces(this.splitter.pushBytes(chunk));
   }
 
   end(): JsonlPiece[] {
-    return this.pieces(this.splitter.endText());
+    return this.pieces(this.splitter.endBytes());
   }
 
-  /** `text`: `\n`-terminated lines, one latin1 character per byte: rows are copied out of it and written back as latin1. */
-  private pieces(text: string): JsonlPiece[] {
+  /**
+   * `bytes`: `\n`-terminated lines. They are searched as latin1 text, one character per byte, so that the scan
+   * reads JSON's ASCII structure with no UTF-8 decoding, and offsets in the text are offsets in the bytes.
+   */
+  private pieces(bytes: Buffer): JsonlPiece[] {
     const out: JsonlPiece[] = [];
-    let rowsText = '';
-    let rows = 0;
+    const rows = new RowsBuffer(bytes.length + (bytes.length >> 2) + 4096);
     const flush = () => {
-      if (rows > 0) out.push({ kind: 'rows', bytes: bytesOf(rowsText), rows });
-      rowsText = '';
-      rows = 0;
+      const piece = rows.take();
+      if (piece) out.push(piece);
     };
+    const text = bytes.toString('latin1');
     // Searched once for the whole chunk: the quick scan takes only lines without one.
     let backslash = -1;
     for (let start = 0; start < text.length; ) {
@@ -63,19 +113,18 @@ export class JsonlChunks {
           const next = text.indexOf('\\', start);
           backslash = next < 0 ? Infinity : next;
         }
-        let scanned: ScannedLine | undefined;
-        let source = text;
-        if (backslash > end) scanned = quickScanLine(text, start, end);
-        if (!scanned) {
-          source = text.slice(start, end);
-          scanned = fullScanLine(source);
-        }
-        if (!scanned) {
-          flush();
-          out.push({ kind: 'line', text: Buffer.from(source, 'latin1').toString('utf8') });
-        } else if (inLineWindow(this.window, scanned.time.slice(1, -1))) {
-          rowsText += scannedRowsText(source, scanned);
-          rows += scanned.records.length / 2;
+        const quick = backslash > end ? quickScanLine(text, start, end) : undefined;
+        if (quick) {
+          if (inLineWindow(this.window, quick.time.slice(1, -1))) rows.addScanned(bytes, quick);
+        } else {
+          const line = text.slice(start, end);
+          const scanned = fullScanLine(line);
+          if (!scanned) {
+            flush();
+            out.push({ kind: 'line', text: Buffer.from(line, 'latin1').toString('utf8') });
+          } else if (inLineWindow(this.window, scanned.time.slice(1, -1))) {
+            rows.addText(scannedRowsText(line, scanned), scanned.records.length / 2);
+          }
         }
       }
       start = end + 1;

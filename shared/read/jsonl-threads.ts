@@ -5,6 +5,7 @@ import type { JsonlAnswer, JsonlRequest } from './jsonl-worker';
 
 /** One blob's chunks going through `JsonlChunks`; answers come in the order the chunks were pushed. */
 export interface JsonlStream {
+  /** A chunk that is a whole buffer of its own is handed over (transferred, not copied): the caller must not use it again. */
   push(chunk: Uint8Array): Promise<JsonlPiece[]>;
   end(): Promise<JsonlPiece[]>;
   /** Lets go of the blob's state, whether or not it was read to the end. */
@@ -53,16 +54,15 @@ class JsonlWorker {
     if (this.waiting.size === 0) this.worker.ref();
     this.waiting.set(id, []);
     this.post({ id, kind: 'open', window });
-    const ask = (request: JsonlRequest) =>
+    const ask = (request: JsonlRequest, transfer: ArrayBuffer[] = []) =>
       new Promise<JsonlPiece[]>((resolve, reject) => {
         const waiters = this.waiting.get(id);
         if (!waiters) return reject(new Error('the JSONL worker is gone'));
         waiters.push({ resolve, reject });
-        this.post(request);
+        this.post(request, transfer);
       });
     return {
-      // The chunk is copied, not transferred: the download may hold other views of its memory.
-      push: (chunk) => ask({ id, kind: 'chunk', chunk }),
+      push: (chunk) => ask({ id, kind: 'chunk', chunk }, chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength ? [chunk.buffer as ArrayBuffer] : []),
       end: () => ask({ id, kind: 'end' }),
       close: () => {
         if (!this.waiting.delete(id)) return;
@@ -72,8 +72,8 @@ class JsonlWorker {
     };
   }
 
-  private post(request: JsonlRequest): void {
-    this.worker.postMessage(request);
+  private post(request: JsonlRequest, transfer: ArrayBuffer[] = []): void {
+    this.worker.postMessage(request, transfer);
   }
 }
 

@@ -147,6 +147,8 @@ export function quickScanLine(text: string, start: number, end: number): Scanned
   if (idKeyOrCorrelationId.exec(text)?.index !== close + 2) return undefined;
   const records: number[] = [];
   if (open + 1 < close) {
+    // Records start with a key or end at once: a record of only spaces would otherwise keep them as its text.
+    if (text.charCodeAt(open + 2) !== QUOTE && text.charCodeAt(open + 2) !== CLOSE_BRACE) return undefined;
     for (let from = open + 1; ; ) {
       // A record's first } is its own when what follows is structure: the end of data, or the next record's
       // { with a key's opening quote. A } of a nested object or of a string is followed by neither.

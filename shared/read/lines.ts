@@ -41,23 +41,18 @@ export class LineSplitter {
     return lines.filter((line) => line.length > 0);
   }
 
-  /**
-   * The lines a chunk completes as one latin1 string, each `\n`-terminated: one character per byte, so code that
-   * only reads JSON's ASCII structure can copy the rest and write it back as latin1, getting the UTF-8 bytes it
-   * was given without decoding or encoding them. One flat string, because V8 searches a string sliced out of
-   * another about ten times slower.
-   */
-  pushText(raw: Uint8Array): string {
+  /** The bytes of the lines a chunk completes, each `\n`-terminated, in one buffer. */
+  pushBytes(raw: Uint8Array): Buffer {
     const chunk = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
     const last = chunk.lastIndexOf(10);
     if (last < 0) {
       this.keep(chunk);
-      return '';
+      return Buffer.alloc(0);
     }
-    const text = this.carry ? Buffer.concat([this.carry, chunk.subarray(0, last + 1)]).toString('latin1') : chunk.toString('latin1', 0, last + 1);
+    const lines = this.carry ? Buffer.concat([this.carry, chunk.subarray(0, last + 1)]) : chunk.subarray(0, last + 1);
     this.carry = undefined;
     this.keep(chunk.subarray(last + 1));
-    return text;
+    return lines;
   }
 
   end(): string[] {
@@ -66,9 +61,9 @@ export class LineSplitter {
     return last;
   }
 
-  /** The rest, as `pushText` gives lines: a last line without `\n` gets one. */
-  endText(): string {
-    const last = this.carry && this.carry.length > 0 ? `${this.carry.toString('latin1')}\n` : '';
+  /** The rest, as `pushBytes` gives lines: a last line without `\n` gets one. */
+  endBytes(): Buffer {
+    const last = this.carry && this.carry.length > 0 ? Buffer.concat([this.carry, Buffer.from('\n')]) : Buffer.alloc(0);
     this.carry = undefined;
     return last;
   }

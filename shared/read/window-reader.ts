@@ -130,8 +130,13 @@ async function pushLineRows(into: Row[], text: string, lines: LineWindow, payloa
   pushRows(into, line, payload, needsRef(line) ? await resolveRef(line.dataref) : line.data);
 }
 
-/** Chunks handed to the JSONL worker before the first answer is waited for: enough to keep both threads busy. */
-const chunksInFlight = 4;
+/**
+ * Downloaded chunks (64 KiB off the socket) go to the JSONL worker gathered in pieces of this size: each hand-over,
+ * answer and write to the response costs the request's thread about the same whatever its size.
+ */
+const batchBytes = 256 * 1024;
+/** Batches handed to the JSONL worker before the first answer is waited for: enough to keep both threads busy. */
+const batchesInFlight = 3;
 
 /**
  * The rows of `[start, end)` as JSONL bytes, at most `limit`. The same rows as `windowRowBatches`, but
@@ -186,13 +191,28 @@ export async function* windowJsonl(
     }
     const stream = openJsonlStream(lines);
     const inFlight: Promise<JsonlPiece[]>[] = [];
+    const gathered: Buffer[] = [];
+    let gatheredBytes = 0;
+    // Into a buffer of its own, never Node's shared pool, so that it is handed over to the worker, not copied.
+    const handOver = () => {
+      const batch = Buffer.allocUnsafeSlow(gatheredBytes);
+      let at = 0;
+      for (const chunk of gathered) at += chunk.copy(batch, at);
+      inFlight.push(stream.push(batch));
+      gathered.length = 0;
+      gatheredBytes = 0;
+    };
     try {
       for await (const chunk of body) {
-        inFlight.push(stream.push(chunk));
-        if (inFlight.length < chunksInFlight) continue;
+        gathered.push(chunk);
+        gatheredBytes += chunk.length;
+        if (gatheredBytes < batchBytes) continue;
+        handOver();
+        if (inFlight.length < batchesInFlight) continue;
         yield* rowsOf(await inFlight.shift()!, lines);
         if (left <= 0) return;
       }
+      if (gatheredBytes > 0) handOver();
       inFlight.push(stream.end());
       while (inFlight.length > 0) {
         yield* rowsOf(await inFlight.shift()!, lines);
