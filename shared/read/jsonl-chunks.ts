@@ -48,30 +48,21 @@ class RowsBuffer {
     const head = `{"correlationid":${line.correlationid},"rowid":"${line.correlationid.slice(1, -1)}_`;
     const tail = `","time":${line.time}`;
     const records = line.records;
-    let headAt = -1;
-    let tailAt = -1;
+    let headAt = 0;
+    let tailAt = 0;
     for (let r = 0; r < records.length; r += 2) {
       const start = records[r]!;
       const end = records[r + 1]!;
       const index = String(r / 2);
       this.room(head.length + index.length + tail.length + (end - start) + 1);
       const bytes = this.bytes;
+      const first = r === 0;
       let at = this.length;
-      if (headAt < 0) {
-        headAt = at;
-        at += bytes.write(head, at, 'latin1');
-      } else {
-        bytes.copyWithin(at, headAt, headAt + head.length);
-        at += head.length;
-      }
+      if (first) headAt = at;
+      at = this.put(head, at, first ? -1 : headAt);
       for (let i = 0; i < index.length; i++) bytes[at++] = index.charCodeAt(i);
-      if (tailAt < 0) {
-        tailAt = at;
-        at += bytes.write(tail, at, 'latin1');
-      } else {
-        bytes.copyWithin(at, tailAt, tailAt + tail.length);
-        at += tail.length;
-      }
+      if (first) tailAt = at;
+      at = this.put(tail, at, first ? -1 : tailAt);
       if (end - start === 2) {
         bytes[at++] = CLOSE_BRACE;
       } else {
@@ -100,6 +91,13 @@ class RowsBuffer {
     this.length = 0;
     this.rows = 0;
     return piece;
+  }
+
+  /** Writes `latin1` at `at`, or copies the same text written before at `from` (unless -1); the index after it. */
+  private put(latin1: string, at: number, from: number): number {
+    if (from < 0) return at + this.bytes.write(latin1, at, 'latin1');
+    this.bytes.copyWithin(at, from, from + latin1.length);
+    return at + latin1.length;
   }
 
   private room(bytes: number): void {
