@@ -20,16 +20,16 @@ export function inLineWindow(window: LineWindow, time: unknown): boolean {
  */
 export type JsonlPiece = { kind: 'rows'; bytes: Uint8Array; rows: number } | { kind: 'line'; text: string };
 
-/**
- * JSONL rows written straight into one buffer: the records' bytes are copied from the blob's own bytes, with no
- * string built for them. The buffer is never a slice of Node's shared pool, so it can be moved between threads.
- */
 /** Lines are searched in texts of at most this many bytes (one long line excepted). */
 const textBytes = 64 * 1024;
 const COMMA = 44;
 const CLOSE_BRACE = 125;
 const NEWLINE = 10;
 
+/**
+ * JSONL rows written straight into one buffer: the records' bytes are copied from the blob's own bytes, with no
+ * string built for them. The buffer is never a slice of Node's shared pool, so it can be moved between threads.
+ */
 class RowsBuffer {
   private bytes: Buffer;
   private length = 0;
@@ -83,14 +83,13 @@ class RowsBuffer {
     this.rows += rows;
   }
 
-  /** What was written as one piece, if anything, and a fresh buffer for what comes next. */
-  take(): JsonlPiece | undefined {
-    if (this.rows === 0) return undefined;
-    const piece: JsonlPiece = { kind: 'rows', bytes: this.bytes.subarray(0, this.length), rows: this.rows };
+  /** Adds what was written, if anything, to `out` as one piece, and starts a fresh buffer for what comes next. */
+  flushTo(out: JsonlPiece[]): void {
+    if (this.rows === 0) return;
+    out.push({ kind: 'rows', bytes: this.bytes.subarray(0, this.length), rows: this.rows });
     this.bytes = Buffer.allocUnsafeSlow(this.capacity);
     this.length = 0;
     this.rows = 0;
-    return piece;
   }
 
   /** Writes `latin1` at `at`, or copies the same text written before at `from` (unless -1); the index after it. */
@@ -140,17 +139,12 @@ export class JsonlChunks {
       this.linesInto(bytes.subarray(from, to), rows, out);
       from = to;
     }
-    const piece = rows.take();
-    if (piece) out.push(piece);
+    rows.flushTo(out);
     return out;
   }
 
   /** The rows of `bytes` (whole lines) into `rows`; lines the scans do not take go to `out`, in order. */
   private linesInto(bytes: Buffer, rows: RowsBuffer, out: JsonlPiece[]): void {
-    const flush = () => {
-      const piece = rows.take();
-      if (piece) out.push(piece);
-    };
     const text = bytes.toString('latin1');
     // A plain view: a Buffer's subarray builds a Buffer, which costs a row more than the copy it serves.
     const plain = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -170,7 +164,7 @@ export class JsonlChunks {
           const line = text.slice(start, end);
           const scanned = fullScanLine(line);
           if (!scanned) {
-            flush();
+            rows.flushTo(out);
             out.push({ kind: 'line', text: Buffer.from(line, 'latin1').toString('utf8') });
           } else if (inLineWindow(this.window, scanned.time.slice(1, -1))) {
             rows.addText(scannedRowsText(line, scanned), scanned.records.length / 2);

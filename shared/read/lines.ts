@@ -19,26 +19,7 @@ export class LineSplitter {
   private carry: Buffer | undefined;
 
   push(raw: Uint8Array): string[] {
-    const chunk = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
-    const last = chunk.lastIndexOf(10);
-    if (last < 0) {
-      this.keep(chunk);
-      return [];
-    }
-    let from = 0;
-    let head: string | undefined;
-    if (this.carry) {
-      const first = chunk.indexOf(10);
-      head = Buffer.concat([this.carry, chunk.subarray(0, first)]).toString('utf8');
-      from = first + 1;
-    }
-    // One decode per chunk, then a native split: a byte 10 is never inside a multi-byte UTF-8 sequence, so the
-    // text up to the last newline decodes whole.
-    const lines = from < last ? chunk.toString('utf8', from, last).split('\n') : [];
-    if (head !== undefined) lines.unshift(head);
-    this.carry = undefined;
-    this.keep(chunk.subarray(last + 1));
-    return lines.filter((line) => line.length > 0);
+    return textLines(this.pushBytes(raw));
   }
 
   /** The bytes of the lines a chunk completes, each `\n`-terminated, in one buffer. */
@@ -56,9 +37,7 @@ export class LineSplitter {
   }
 
   end(): string[] {
-    const last = this.carry && this.carry.length > 0 ? [this.carry.toString('utf8')] : [];
-    this.carry = undefined;
-    return last;
+    return textLines(this.endBytes());
   }
 
   /** The rest, as `pushBytes` gives lines: a last line without `\n` gets one. */
@@ -72,6 +51,18 @@ export class LineSplitter {
   private keep(rest: Buffer): void {
     if (rest.length > 0) this.carry = this.carry ? Buffer.concat([this.carry, rest]) : Buffer.from(rest);
   }
+}
+
+/**
+ * The non-empty lines of `\n`-terminated bytes. One decode, then a native split: a byte 10 is never inside a
+ * multi-byte UTF-8 sequence, so the bytes decode whole.
+ */
+function textLines(bytes: Buffer): string[] {
+  if (bytes.length === 0) return [];
+  return bytes
+    .toString('utf8', 0, bytes.length - 1)
+    .split('\n')
+    .filter((line) => line.length > 0);
 }
 
 /** The same lines one by one. */
