@@ -1,8 +1,8 @@
-import path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { earliestEventPosition, latestEventPosition, type EventPosition, type ReceivedEventData } from '@azure/event-hubs';
 import type { EventHubFunctionOptions, FunctionTrigger, TriggerMetadata } from '@azure/functions';
 import { connectionNames, readEventHubsConnection, readStorageConnection } from '../../shared/settings';
+import { startWorkerFile } from '../../shared/worker-file';
 import { resolveAppSettings } from './app-settings';
 import { errorText, invocationContext } from './context';
 import type { EventHubsHostOptions } from './host-json';
@@ -285,14 +285,9 @@ export async function startEventHubTrigger(init: EventHubTriggerOptions): Promis
   };
 }
 
-/** The receiver worker (event-hub-receiver.ts); under tsx or vitest it is TypeScript, loaded through tsx's require hook. */
+/** The receiver worker (event-hub-receiver.ts). */
 function startReceiverWorker(init: ReceiverInit): Worker {
-  const typescript = __filename.endsWith('.ts');
-  const file = path.join(__dirname, `event-hub-receiver.${typescript ? 'ts' : 'js'}`);
-  const workerData = { mdcEventHubReceiver: init };
-  return typescript
-    ? new Worker(`require('tsx/cjs'); require(${JSON.stringify(file)});`, { eval: true, workerData })
-    : new Worker(file, { workerData });
+  return startWorkerFile(__filename, 'event-hub-receiver', { workerData: { mdcEventHubReceiver: init } });
 }
 
 function bounded(work: Promise<void>, ms: number): Promise<void> {

@@ -1,5 +1,5 @@
-import path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorkerFile } from '../worker-file';
 import { JsonlChunks, type JsonlPiece, type LineWindow } from './jsonl-chunks';
 import type { JsonlAnswer, JsonlRequest } from './jsonl-worker';
 
@@ -27,10 +27,7 @@ class JsonlWorker {
   private readonly waiting = new Map<number, Waiter[]>();
 
   constructor(onExit: () => void) {
-    // Under tsx or vitest this file is TypeScript, and so is the worker's: it is then loaded through tsx's require hook.
-    const typescript = __filename.endsWith('.ts');
-    const file = path.join(__dirname, `jsonl-worker.${typescript ? 'ts' : 'js'}`);
-    this.worker = typescript ? new Worker(`require('tsx/cjs'); require(${JSON.stringify(file)});`, { eval: true }) : new Worker(file);
+    this.worker = startWorkerFile(__filename, 'jsonl-worker');
     this.worker.on('message', (answer: JsonlAnswer) => {
       const waiter = this.waiting.get(answer.id)?.shift();
       if (!waiter) return;
