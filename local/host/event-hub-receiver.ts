@@ -3,6 +3,7 @@ import { EventHubConsumerClient, type EventPosition, type PartitionContext, type
 import { BlobCheckpointStore } from '@azure/eventhubs-checkpointstore-blob';
 import { createBlobServiceClient, credentialFor } from '../../shared/clients';
 import type { EventHubsConnection, StorageConnection } from '../../shared/settings';
+import { bounded } from './retry';
 
 /**
  * The receiving half of the local host's Event Hubs trigger, on a worker thread of its own: the SDK's AMQP
@@ -191,12 +192,6 @@ async function run(init: ReceiverInit, port: NonNullable<typeof parentPort>): Pr
       skipParsingBodyAsJson: init.binary,
     },
   );
-
-  const bounded = (work: Promise<void>, ms: number) => {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((_, reject) => (timer = setTimeout(() => reject(new Error(`gave up after ${ms} ms`)), ms)));
-    return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-  };
 
   port.on('message', (message: HostMessage) => {
     if (message.type === 'done') {

@@ -8,7 +8,7 @@ import { errorText, invocationContext } from './context';
 import type { EventHubsHostOptions } from './host-json';
 import type { HostLog } from './log';
 import type { HostMessage, ReceiverInit, ReceiverMessage } from './event-hub-receiver';
-import { mayRetry, pause, retryDelayMs } from './retry';
+import { bounded, mayRetry, pause, retryDelayMs } from './retry';
 
 /** The container the Functions host keeps Event Hubs checkpoints and partition ownership in. */
 export const checkpointContainer = 'azure-webjobs-eventhub';
@@ -288,12 +288,4 @@ export async function startEventHubTrigger(init: EventHubTriggerOptions): Promis
 /** The receiver worker (event-hub-receiver.ts). */
 function startReceiverWorker(init: ReceiverInit): Worker {
   return startWorkerFile(__filename, 'event-hub-receiver', { workerData: { mdcEventHubReceiver: init } });
-}
-
-function bounded(work: Promise<void>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<void>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`gave up after ${ms} ms`)), ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
