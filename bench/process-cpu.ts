@@ -23,3 +23,13 @@ export function cpuSeconds(pid: number | undefined | 'self' | 'machine', thread?
     return Number.NaN;
   }
 }
+
+/** Clock ticks the hypervisor gave to other guests while this machine wanted to run ("steal"), and all ticks so far. */
+export function stealTicks(): { steal: number; total: number } {
+  try {
+    const ticks = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    return { steal: ticks[7] ?? 0, total: ticks.reduce((a, b) => a + b, 0) };
+  } catch {
+    return { steal: Number.NaN, total: Number.NaN };
+  }
+}
