@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /**
  * CPU seconds (user + system) used so far, from /proc (clock ticks of 1/100 s): by a process, by one thread of it
@@ -32,4 +32,15 @@ export function stealTicks(): { steal: number; total: number } {
   } catch {
     return { steal: Number.NaN, total: Number.NaN };
   }
+}
+
+/** CPU seconds used so far by each thread of a process, by thread id (empty off Linux). */
+export function threadCpuSeconds(pid: number): Map<number, number> {
+  const threads = new Map<number, number>();
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) threads.set(Number(tid), cpuSeconds(pid, Number(tid)));
+  } catch {
+    // not Linux, or gone
+  }
+  return threads;
 }

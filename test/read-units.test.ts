@@ -201,7 +201,16 @@ describe('quick line scan (lines as append writes them)', () => {
   });
 
   it('gives the same rows through the read worker, wherever the chunks are cut', async () => {
-    const lines = [written([{ a: 1, s: 'Zoë' }, { a: 2 }]), written([{}]), written([{ a: '{', t: 'x,{y' }]), written([{ a: { nested: true } }]), written([])];
+    // The columns line is one the scans cannot take: the rows after it are written into a buffer of their own.
+    const lines = [
+      written([{ a: 1, s: 'Zoë' }, { a: 2 }]),
+      written([{}]),
+      written([{ a: '{', t: 'x,{y' }]),
+      written([{ a: { nested: true } }]),
+      written([]),
+      written({ A: [1, 2] }),
+      written(Array.from({ length: 12 }, (_, i) => ({ b: i, s: 'ü' }))),
+    ];
     const blob = Buffer.from(`${lines.join('\n')}\n`);
     const expected = lines.flatMap((line) => slowRows(line));
     const window = { whole: true, from: 0, to: 0 };
@@ -210,7 +219,8 @@ describe('quick line scan (lines as append writes them)', () => {
       const answers = await Promise.all([threaded.push(Uint8Array.from(blob.subarray(0, cut))), threaded.push(blob.subarray(cut)), threaded.end()]);
       threaded.close();
       const got = answers.flat().flatMap((piece) => (piece.kind === 'rows' ? Buffer.from(piece.bytes).toString('utf8').split('\n').filter(Boolean) : slowRows(piece.text)));
-      expect(got.map((row) => JSON.stringify(JSON.parse(row))), `cut at ${cut}`).toEqual(expected);
+      // Byte for byte what serializing the parsed rows gives, as the lines hold no whitespace to keep.
+      expect(got, `cut at ${cut}`).toEqual(expected);
     }
   });
 

@@ -1,4 +1,4 @@
-import { fullScanLine, quickScanLine, scannedRowsText, type ScannedLine } from './line-scan';
+import { fullScanLine, LineOffsets, quickScanOffsets, scannedRowsText } from './line-scan';
 import { LineSplitter } from './lines';
 
 /** Which line times a blob's rows must have: all of them when its folder lies wholly inside the window. */
@@ -26,49 +26,85 @@ const COMMA = 44;
 const CLOSE_BRACE = 125;
 const NEWLINE = 10;
 
+/** The id parts of every row, at the start of each rows buffer so that they are copied like any other bytes. */
+const ID_PARTS = Buffer.from('{"correlationid":,"rowid":"","time":', 'latin1');
+const CORRELATIONID_KEY = 0;
+const ROWID_KEY = 17;
+const TIME_KEY = 27;
+const UNDERSCORE = 95;
+const DIGIT_0 = 48;
+
 /**
- * JSONL rows written straight into one buffer: the records' bytes are copied from the blob's own bytes, with no
- * string built for them. The buffer is never a slice of Node's shared pool, so it can be moved between threads.
+ * JSONL rows written straight into one buffer, every byte copied from bytes already in it: a row's records,
+ * correlation id and time from the batch's own bytes, which the buffer starts with a copy of, and its keys from
+ * `ID_PARTS`. `copyWithin` is one cheap call where writing a string into a Buffer, or copying from another
+ * buffer (which needs a view built for it), costs three to four times more, and it leaves no garbage. The
+ * buffer is never a slice of Node's shared pool, so it can be moved between threads.
  */
 class RowsBuffer {
-  private bytes: Buffer;
+  private bytes!: Buffer;
+  /** Where the buffer's copy of the batch begins, or -1 when it has none (after a flush mid-batch). */
+  private sourceAt = -1;
+  private rowsAt = 0;
   private length = 0;
   private rows = 0;
 
-  constructor(private readonly capacity: number) {
-    this.bytes = Buffer.allocUnsafeSlow(capacity);
+  constructor(
+    private readonly source: Uint8Array,
+    private readonly capacity: number,
+  ) {
+    this.fresh(capacity, true);
   }
 
   /**
-   * The rows of a line the quick scan took in `source`, whose offsets are byte offsets (latin1 text of it). The
-   * ids are written once a line and copied within the buffer for its other rows: typed-array copies cost far
-   * less a call here than Buffer's write and copy.
+   * The rows of a line the quick scan took; `textAt` is where its text begins in the batch. A line's ids are
+   * written for its first row and copied within the buffer for the others.
    */
-  addScanned(source: Uint8Array, line: ScannedLine): void {
-    const head = `{"correlationid":${line.correlationid},"rowid":"${line.correlationid.slice(1, -1)}_`;
-    const tail = `","time":${line.time}`;
+  addScanned(textAt: number, line: LineOffsets): void {
     const records = line.records;
-    let headAt = 0;
-    let tailAt = 0;
+    const cid = textAt + line.correlationid;
+    const cidEnd = textAt + line.correlationidEnd;
+    const timeLength = line.timeEnd - line.time;
+    const idsLength = 2 * (cidEnd - cid) + timeLength + ID_PARTS.length + 12;
+    let head = 0;
+    let headEnd = 0;
+    let tail = 0;
+    let tailEnd = 0;
     for (let r = 0; r < records.length; r += 2) {
-      const start = records[r]!;
-      const end = records[r + 1]!;
-      const index = String(r / 2);
-      this.room(head.length + index.length + tail.length + (end - start) + 1);
+      const start = textAt + records[r]!;
+      const end = textAt + records[r + 1]!;
+      this.room(idsLength + (end - start) + 1);
       const bytes = this.bytes;
-      const first = r === 0;
       let at = this.length;
-      if (first) headAt = at;
-      at = this.put(head, at, first ? -1 : headAt);
-      for (let i = 0; i < index.length; i++) bytes[at++] = index.charCodeAt(i);
-      if (first) tailAt = at;
-      at = this.put(tail, at, first ? -1 : tailAt);
+      if (r === 0) {
+        head = at;
+        at = this.part(at, CORRELATIONID_KEY, ROWID_KEY);
+        at = this.fromSource(at, cid, cidEnd);
+        at = this.part(at, ROWID_KEY, TIME_KEY);
+        at = this.fromSource(at, cid + 1, cidEnd - 1);
+        bytes[at++] = UNDERSCORE;
+        headEnd = at;
+      } else {
+        bytes.copyWithin(at, head, headEnd);
+        at += headEnd - head;
+      }
+      const index = r >> 1;
+      if (index < 10) bytes[at++] = DIGIT_0 + index;
+      else for (const digit of String(index)) bytes[at++] = digit.charCodeAt(0);
+      if (r === 0) {
+        tail = at;
+        at = this.part(at, TIME_KEY, ID_PARTS.length);
+        at = this.fromSource(at, textAt + line.time, textAt + line.timeEnd);
+        tailEnd = at;
+      } else {
+        bytes.copyWithin(at, tail, tailEnd);
+        at += tailEnd - tail;
+      }
       if (end - start === 2) {
         bytes[at++] = CLOSE_BRACE;
       } else {
         bytes[at++] = COMMA;
-        bytes.set(source.subarray(start + 1, end), at);
-        at += end - start - 1;
+        at = this.fromSource(at, start + 1, end);
       }
       bytes[at++] = NEWLINE;
       this.length = at;
@@ -86,23 +122,38 @@ class RowsBuffer {
   /** Adds what was written, if anything, to `out` as one piece, and starts a fresh buffer for what comes next. */
   flushTo(out: JsonlPiece[]): void {
     if (this.rows === 0) return;
-    out.push({ kind: 'rows', bytes: this.bytes.subarray(0, this.length), rows: this.rows });
-    this.bytes = Buffer.allocUnsafeSlow(this.capacity);
-    this.length = 0;
+    out.push({ kind: 'rows', bytes: this.bytes.subarray(this.rowsAt, this.length), rows: this.rows });
+    // Without a copy of the batch: a blob of lines the scans do not take would otherwise copy it once a line.
+    this.fresh(this.capacity, false);
+  }
+
+  private fresh(room: number, withSource: boolean): void {
+    const sourceLength = withSource ? this.source.length : 0;
+    this.bytes = Buffer.allocUnsafeSlow(ID_PARTS.length + sourceLength + room);
+    this.bytes.set(ID_PARTS, 0);
+    this.sourceAt = withSource ? ID_PARTS.length : -1;
+    if (withSource) this.bytes.set(this.source, ID_PARTS.length);
+    this.rowsAt = this.length = ID_PARTS.length + sourceLength;
     this.rows = 0;
   }
 
-  /** Writes `latin1` at `at`, or copies the same text written before at `from` (unless -1); the index after it. */
-  private put(latin1: string, at: number, from: number): number {
-    if (from < 0) return at + this.bytes.write(latin1, at, 'latin1');
-    this.bytes.copyWithin(at, from, from + latin1.length);
-    return at + latin1.length;
+  /** Copies `ID_PARTS[start, end)` to `at`; the index after it. */
+  private part(at: number, start: number, end: number): number {
+    this.bytes.copyWithin(at, start, end);
+    return at + end - start;
+  }
+
+  /** Copies the batch's bytes `[start, end)` to `at`; the index after them. */
+  private fromSource(at: number, start: number, end: number): number {
+    if (this.sourceAt >= 0) this.bytes.copyWithin(at, this.sourceAt + start, this.sourceAt + end);
+    else this.bytes.set(this.source.subarray(start, end), at);
+    return at + end - start;
   }
 
   private room(bytes: number): void {
     if (this.length + bytes <= this.bytes.length) return;
     const grown = Buffer.allocUnsafeSlow(Math.max(this.bytes.length * 2, this.length + bytes));
-    this.bytes.copy(grown, 0, 0, this.length);
+    grown.set(this.bytes.subarray(0, this.length), 0);
     this.bytes = grown;
   }
 }
@@ -113,6 +164,7 @@ class RowsBuffer {
  */
 export class JsonlChunks {
   private readonly splitter = new LineSplitter();
+  private readonly line = new LineOffsets();
 
   constructor(private readonly window: LineWindow) {}
 
@@ -130,24 +182,24 @@ export class JsonlChunks {
    */
   private pieces(bytes: Buffer): JsonlPiece[] {
     const out: JsonlPiece[] = [];
-    const rows = new RowsBuffer(bytes.length + (bytes.length >> 2) + 4096);
+    const rows = new RowsBuffer(bytes, bytes.length + (bytes.length >> 2) + 4096);
     // Texts under V8's large-object size die young, in cheap scavenges; a text per 256 KiB batch went to the
     // old generation and kept its collector busy on another core.
     for (let from = 0; from < bytes.length; ) {
       const cut = bytes.length - from <= textBytes ? bytes.length : bytes.lastIndexOf(10, from + textBytes - 1) + 1;
       const to = cut > from ? cut : bytes.indexOf(10, from + textBytes) + 1 || bytes.length;
-      this.linesInto(bytes.subarray(from, to), rows, out);
+      this.linesInto(bytes, from, to, rows, out);
       from = to;
     }
     rows.flushTo(out);
     return out;
   }
 
-  /** The rows of `bytes` (whole lines) into `rows`; lines the scans do not take go to `out`, in order. */
-  private linesInto(bytes: Buffer, rows: RowsBuffer, out: JsonlPiece[]): void {
-    const text = bytes.toString('latin1');
-    // A plain view: a Buffer's subarray builds a Buffer, which costs a row more than the copy it serves.
-    const plain = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  /** The rows of `batch[from, to)` (whole lines) into `rows`; lines the scans do not take go to `out`, in order. */
+  private linesInto(batch: Buffer, from: number, to: number, rows: RowsBuffer, out: JsonlPiece[]): void {
+    const text = batch.toString('latin1', from, to);
+    const window = this.window;
+    const quick = this.line;
     // Searched once for the whole chunk: the quick scan takes only lines without one.
     let backslash = -1;
     for (let start = 0; start < text.length; ) {
@@ -157,16 +209,15 @@ export class JsonlChunks {
           const next = text.indexOf('\\', start);
           backslash = next < 0 ? Infinity : next;
         }
-        const quick = backslash > end ? quickScanLine(text, start, end) : undefined;
-        if (quick) {
-          if (inLineWindow(this.window, quick.time.slice(1, -1))) rows.addScanned(plain, quick);
+        if (backslash > end && quickScanOffsets(text, start, end, quick)) {
+          if (window.whole || inLineWindow(window, text.slice(quick.time + 1, quick.timeEnd - 1))) rows.addScanned(from, quick);
         } else {
           const line = text.slice(start, end);
           const scanned = fullScanLine(line);
           if (!scanned) {
             rows.flushTo(out);
             out.push({ kind: 'line', text: Buffer.from(line, 'latin1').toString('utf8') });
-          } else if (inLineWindow(this.window, scanned.time.slice(1, -1))) {
+          } else if (inLineWindow(window, scanned.time.slice(1, -1))) {
             rows.addText(scannedRowsText(line, scanned), scanned.records.length / 2);
           }
         }

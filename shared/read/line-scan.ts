@@ -133,34 +133,58 @@ const idKeyOrCorrelationId = /"(?:correlationid|rowid|time)":/g;
  * a string sliced out of another one than on a flat string, and a line's own string would be such a slice.
  */
 export function quickScanLine(text: string, start: number, end: number): ScannedLine | undefined {
-  if (!text.startsWith('{"specversion":', start) || text.charCodeAt(end - 1) !== CLOSE_BRACE) return undefined;
+  const at = new LineOffsets();
+  if (!quickScanOffsets(text, start, end, at)) return undefined;
+  return { correlationid: text.slice(at.correlationid, at.correlationidEnd), time: text.slice(at.time, at.timeEnd), records: at.records };
+}
+
+/**
+ * Where `quickScanOffsets` found a line's parts: `[start, end)` of the quoted correlation id and time, and of each
+ * record. One is filled again line after line, so that scanning a line allocates nothing.
+ */
+export class LineOffsets {
+  correlationid = 0;
+  correlationidEnd = 0;
+  time = 0;
+  timeEnd = 0;
+  readonly records: number[] = [];
+}
+
+/** `quickScanLine` without strings: fills `into` and says whether the line was taken. */
+export function quickScanOffsets(text: string, start: number, end: number, into: LineOffsets): boolean {
+  if (!text.startsWith('{"specversion":', start) || text.charCodeAt(end - 1) !== CLOSE_BRACE) return false;
   const open = text.indexOf('[', start);
-  if (open < 0 || open >= end || !text.startsWith('","data":[', open - 9)) return undefined;
+  if (open < 0 || open >= end || !text.startsWith('","data":[', open - 9)) return false;
   const brace = text.indexOf('{', start + 1);
-  if (brace >= 0 && brace < open) return undefined;
+  if (brace >= 0 && brace < open) return false;
   const time = text.lastIndexOf('"', open - 10);
-  if (!text.startsWith(',"time":', time - 8)) return undefined;
+  if (!text.startsWith(',"time":', time - 8)) return false;
   const close = text.indexOf(']', open);
   const inner = text.indexOf('[', open + 1);
-  if (close >= end || (inner >= 0 && inner < close) || !text.startsWith('],"correlationid":"', close)) return undefined;
+  if (close >= end || (inner >= 0 && inner < close) || !text.startsWith('],"correlationid":"', close)) return false;
   idKeyOrCorrelationId.lastIndex = open;
-  if (idKeyOrCorrelationId.exec(text)?.index !== close + 2) return undefined;
-  const records: number[] = [];
+  if (idKeyOrCorrelationId.exec(text)?.index !== close + 2) return false;
+  const records = into.records;
+  records.length = 0;
   if (open + 1 < close) {
     // Records start with a key or end at once: a record of only spaces would otherwise keep them as its text.
-    if (text.charCodeAt(open + 2) !== QUOTE && text.charCodeAt(open + 2) !== CLOSE_BRACE) return undefined;
+    if (text.charCodeAt(open + 2) !== QUOTE && text.charCodeAt(open + 2) !== CLOSE_BRACE) return false;
     for (let from = open + 1; ; ) {
       // A record's first } is its own when what follows is structure: the end of data, or the next record's
       // { with a key's opening quote. A } of a nested object or of a string is followed by neither.
       const to = text.indexOf('}', from) + 1;
-      if (to > close || text.charCodeAt(from) !== OPEN_BRACE) return undefined;
+      if (to > close || text.charCodeAt(from) !== OPEN_BRACE) return false;
       records.push(from, to);
       if (to === close) break;
-      if (text.charCodeAt(to) !== COMMA || text.charCodeAt(to + 1) !== OPEN_BRACE || !opensString(text, to + 2)) return undefined;
+      if (text.charCodeAt(to) !== COMMA || text.charCodeAt(to + 1) !== OPEN_BRACE || !opensString(text, to + 2)) return false;
       from = to + 1;
     }
   }
-  return { correlationid: text.slice(close + 18, text.indexOf('"', close + 19) + 1), time: text.slice(time, open - 8), records };
+  into.correlationid = close + 18;
+  into.correlationidEnd = text.indexOf('"', close + 19) + 1;
+  into.time = time;
+  into.timeEnd = open - 8;
+  return true;
 }
 
 /** The scan of one line: the quick one when it applies, else the full one. */
