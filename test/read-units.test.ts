@@ -209,7 +209,7 @@ describe('quick line scan (lines as append writes them)', () => {
       written([{ a: { nested: true } }]),
       written([]),
       written({ A: [1, 2] }),
-      written(Array.from({ length: 12 }, (_, i) => ({ b: i, s: 'ü' }))),
+      written(Array.from({ length: 105 }, (_, i) => ({ b: i, s: 'ü' }))),
     ];
     const blob = Buffer.from(`${lines.join('\n')}\n`);
     const expected = lines.flatMap((line) => slowRows(line));

@@ -34,6 +34,15 @@ const TIME_KEY = 27;
 const UNDERSCORE = 95;
 const DIGIT_0 = 48;
 
+/** Writes `index`, `digits` long, at `at`; the index after it. */
+function writeIndex(bytes: Uint8Array, at: number, index: number, digits: number): number {
+  for (let k = at + digits - 1; k >= at; k--) {
+    bytes[k] = DIGIT_0 + (index % 10);
+    index = Math.floor(index / 10);
+  }
+  return at + digits;
+}
+
 /**
  * JSONL rows written straight into one buffer, every byte copied from bytes already in it: a row's records,
  * correlation id and time from the batch's own bytes, which the buffer starts with a copy of, and its keys from
@@ -57,49 +66,53 @@ class RowsBuffer {
   }
 
   /**
-   * The rows of a line the quick scan took; `textAt` is where its text begins in the batch. A line's ids are
-   * written for its first row and copied within the buffer for the others.
+   * The rows of a line the quick scan took; `textAt` is where its text begins in the batch. A row's ids are its
+   * previous row's with another index, so after the first row they are one copy within the buffer and the
+   * index's digits written over it.
    */
   addScanned(textAt: number, line: LineOffsets): void {
     const records = line.records;
     const cid = textAt + line.correlationid;
     const cidEnd = textAt + line.correlationidEnd;
-    const timeLength = line.timeEnd - line.time;
-    const idsLength = 2 * (cidEnd - cid) + timeLength + ID_PARTS.length + 12;
-    let head = 0;
-    let headEnd = 0;
-    let tail = 0;
-    let tailEnd = 0;
+    const idsRoom = 2 * (cidEnd - cid) + (line.timeEnd - line.time) + ID_PARTS.length + 12;
+    // The previous row's ids, `{"correlationid":...,"time":"..."`, and where in them its index is.
+    let ids = 0;
+    let idsEnd = 0;
+    let indexAt = 0;
+    let width = 0;
     for (let r = 0; r < records.length; r += 2) {
       const start = textAt + records[r]!;
       const end = textAt + records[r + 1]!;
-      this.room(idsLength + (end - start) + 1);
+      this.room(idsRoom + (end - start) + 1);
       const bytes = this.bytes;
-      let at = this.length;
-      if (r === 0) {
-        head = at;
+      const row = this.length;
+      let at = row;
+      const index = r >> 1;
+      const digits = index < 10 ? 1 : index < 100 ? 2 : String(index).length;
+      if (digits === width) {
+        bytes.copyWithin(at, ids, idsEnd);
+        writeIndex(bytes, at + indexAt, index, digits);
+        at += idsEnd - ids;
+      } else if (r === 0) {
         at = this.part(at, CORRELATIONID_KEY, ROWID_KEY);
         at = this.fromSource(at, cid, cidEnd);
         at = this.part(at, ROWID_KEY, TIME_KEY);
         at = this.fromSource(at, cid + 1, cidEnd - 1);
         bytes[at++] = UNDERSCORE;
-        headEnd = at;
-      } else {
-        bytes.copyWithin(at, head, headEnd);
-        at += headEnd - head;
-      }
-      const index = r >> 1;
-      if (index < 10) bytes[at++] = DIGIT_0 + index;
-      else for (const digit of String(index)) bytes[at++] = digit.charCodeAt(0);
-      if (r === 0) {
-        tail = at;
+        indexAt = at - row;
+        at = writeIndex(bytes, at, index, digits);
         at = this.part(at, TIME_KEY, ID_PARTS.length);
         at = this.fromSource(at, textAt + line.time, textAt + line.timeEnd);
-        tailEnd = at;
       } else {
-        bytes.copyWithin(at, tail, tailEnd);
-        at += tailEnd - tail;
+        // One digit more than the row before: its ids around a wider index.
+        bytes.copyWithin(at, ids, ids + indexAt);
+        at = writeIndex(bytes, at + indexAt, index, digits);
+        bytes.copyWithin(at, ids + indexAt + width, idsEnd);
+        at += idsEnd - (ids + indexAt + width);
       }
+      ids = row;
+      idsEnd = at;
+      width = digits;
       if (end - start === 2) {
         bytes[at++] = CLOSE_BRACE;
       } else {
