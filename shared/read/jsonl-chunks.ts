@@ -80,7 +80,7 @@ class RowsBuffer {
     let idsEnd = 0;
     let indexAt = 0;
     let width = 0;
-    for (let r = 0; r < records.length; r += 2) {
+    for (let r = 0; r < line.count; r += 2) {
       const start = textAt + records[r]!;
       const end = textAt + records[r + 1]!;
       this.room(idsRoom + (end - start) + 1);
@@ -122,7 +122,7 @@ class RowsBuffer {
       bytes[at++] = NEWLINE;
       this.length = at;
     }
-    this.rows += records.length / 2;
+    this.rows += line.count / 2;
   }
 
   /** Rows as latin1 text, `\n`-terminated. */

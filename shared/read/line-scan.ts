@@ -135,7 +135,7 @@ const idKeyOrCorrelationId = /"(?:correlationid|rowid|time)":/g;
 export function quickScanLine(text: string, start: number, end: number): ScannedLine | undefined {
   const at = new LineOffsets();
   if (!quickScanOffsets(text, start, end, at)) return undefined;
-  return { correlationid: text.slice(at.correlationid, at.correlationidEnd), time: text.slice(at.time, at.timeEnd), records: at.records };
+  return { correlationid: text.slice(at.correlationid, at.correlationidEnd), time: text.slice(at.time, at.timeEnd), records: at.records.slice(0, at.count) };
 }
 
 /**
@@ -147,7 +147,9 @@ export class LineOffsets {
   correlationidEnd = 0;
   time = 0;
   timeEnd = 0;
+  /** `[start, end)` of each record in its first `count` entries: the array is kept, not cut, from line to line. */
   readonly records: number[] = [];
+  count = 0;
 }
 
 /** `quickScanLine` without strings: fills `into` and says whether the line was taken. */
@@ -165,7 +167,7 @@ export function quickScanOffsets(text: string, start: number, end: number, into:
   idKeyOrCorrelationId.lastIndex = open;
   if (idKeyOrCorrelationId.exec(text)?.index !== close + 2) return false;
   const records = into.records;
-  records.length = 0;
+  let count = 0;
   if (open + 1 < close) {
     // Records start with a key or end at once: a record of only spaces would otherwise keep them as its text.
     if (text.charCodeAt(open + 2) !== QUOTE && text.charCodeAt(open + 2) !== CLOSE_BRACE) return false;
@@ -174,12 +176,14 @@ export function quickScanOffsets(text: string, start: number, end: number, into:
       // { with a key's opening quote. A } of a nested object or of a string is followed by neither.
       const to = text.indexOf('}', from) + 1;
       if (to > close || text.charCodeAt(from) !== OPEN_BRACE) return false;
-      records.push(from, to);
+      records[count++] = from;
+      records[count++] = to;
       if (to === close) break;
       if (text.charCodeAt(to) !== COMMA || text.charCodeAt(to + 1) !== OPEN_BRACE || !opensString(text, to + 2)) return false;
       from = to + 1;
     }
   }
+  into.count = count;
   into.correlationid = close + 18;
   into.correlationidEnd = text.indexOf('"', close + 19) + 1;
   into.time = time;
