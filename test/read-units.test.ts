@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { csvLine } from '../shared/read/csv';
 import { splitLines } from '../shared/read/lines';
 import { folderStart, rolledFolder, windowPrefixes } from '../shared/read/rolled-folders';
-import { JsonlChunks, type JsonlPiece } from '../shared/read/jsonl-chunks';
+import { JsonlChunks, linesBatch, type JsonlPiece } from '../shared/read/jsonl-chunks';
 import { openJsonlStream } from '../shared/read/jsonl-threads';
 import { fullScanLine, quickScanLine, scanLine, scannedRowsText } from '../shared/read/line-scan';
 import { buildLine, serializeData } from '../shared/append/line';
@@ -221,6 +221,37 @@ describe('quick line scan (lines as append writes them)', () => {
       const got = answers.flat().flatMap((piece) => (piece.kind === 'rows' ? Buffer.from(piece.bytes).toString('utf8').split('\n').filter(Boolean) : slowRows(piece.text)));
       // Byte for byte what serializing the parsed rows gives, as the lines hold no whitespace to keep.
       expect(got, `cut at ${cut}`).toEqual(expected);
+    }
+  });
+
+  it('writes the rows into the batch buffer it is given, as into a buffer of its own', async () => {
+    const lines = [
+      written([{ a: 1, s: 'Zoë' }, { a: 2 }]),
+      written({ A: [1, 2] }),
+      written(Array.from({ length: 11 }, (_, i) => ({ b: i }))),
+      written([{ a: { nested: true } }]),
+      written([{}]),
+    ];
+    const expected = lines.flatMap((line) => slowRows(line));
+    const window = { whole: true, from: 0, to: 0 };
+    const rowsOf = (pieces: JsonlPiece[]) =>
+      pieces.flatMap((piece) => (piece.kind === 'rows' ? Buffer.from(piece.bytes).toString('utf8').split('\n').filter(Boolean) : slowRows(piece.text)));
+    // Batches of whole lines, as the reader hands them over; the last one without its newline.
+    for (let first = 1; first < lines.length; first++) {
+      const parts = [`${lines.slice(0, first).join('\n')}\n`, lines.slice(first).join('\n')].map((text) => Buffer.from(text));
+      const batches = () =>
+        parts.map((part) => {
+          const batch = linesBatch(part.length);
+          part.copy(batch);
+          return batch;
+        });
+      const inline = new JsonlChunks(window);
+      const pieces = batches().flatMap((batch) => inline.push(batch, true));
+      expect(rowsOf([...pieces, ...inline.end()]), `first batch of ${first} line(s)`).toEqual(expected);
+      const threaded = openJsonlStream(window);
+      const answers = await Promise.all([...batches().map((batch) => threaded.push(batch, true)), threaded.end()]);
+      threaded.close();
+      expect(rowsOf(answers.flat()), `first batch of ${first} line(s), on the worker`).toEqual(expected);
     }
   });
 

@@ -52,17 +52,32 @@ function writeIndex(bytes: Uint8Array, at: number, index: number, digits: number
  */
 class RowsBuffer {
   private bytes!: Buffer;
+  /** Where `ID_PARTS` is in the buffer. */
+  private partsAt = 0;
   /** Where the buffer's copy of the batch begins, or -1 when it has none (after a flush mid-batch). */
   private sourceAt = -1;
   private rowsAt = 0;
   private length = 0;
   private rows = 0;
 
+  /**
+   * `inPlace`: the source's buffer is this one's to write, with `ID_PARTS` in the bytes before the source and the
+   * rows after it (a batch laid out by `linesBatch`), so nothing is copied before the first row.
+   */
   constructor(
-    private readonly source: Uint8Array,
+    private readonly source: Buffer,
     private readonly capacity: number,
+    inPlace: boolean,
   ) {
-    this.fresh(capacity, true);
+    if (!inPlace) {
+      this.fresh(capacity, true);
+      return;
+    }
+    this.bytes = Buffer.from(source.buffer, 0, source.buffer.byteLength);
+    this.partsAt = source.byteOffset - ID_PARTS.length;
+    this.bytes.set(ID_PARTS, this.partsAt);
+    this.sourceAt = source.byteOffset;
+    this.rowsAt = this.length = source.byteOffset + source.length;
   }
 
   /**
@@ -144,6 +159,7 @@ class RowsBuffer {
     const sourceLength = withSource ? this.source.length : 0;
     this.bytes = Buffer.allocUnsafeSlow(ID_PARTS.length + sourceLength + room);
     this.bytes.set(ID_PARTS, 0);
+    this.partsAt = 0;
     this.sourceAt = withSource ? ID_PARTS.length : -1;
     if (withSource) this.bytes.set(this.source, ID_PARTS.length);
     this.rowsAt = this.length = ID_PARTS.length + sourceLength;
@@ -152,7 +168,7 @@ class RowsBuffer {
 
   /** Copies `ID_PARTS[start, end)` to `at`; the index after it. */
   private part(at: number, start: number, end: number): number {
-    this.bytes.copyWithin(at, start, end);
+    this.bytes.copyWithin(at, this.partsAt + start, this.partsAt + end);
     return at + end - start;
   }
 
@@ -171,6 +187,19 @@ class RowsBuffer {
   }
 }
 
+/** Room for the rows of that many bytes of lines before a rows buffer has to grow: about what they come to. */
+function rowsRoom(lineBytes: number): number {
+  return lineBytes + (lineBytes >> 2) + 4096;
+}
+
+/**
+ * A buffer for `lineBytes` of whole lines that `JsonlChunks.push(lines, true)` fills with their rows in place:
+ * the lines go in the returned view; the bytes before it and after it are left for the rows' making.
+ */
+export function linesBatch(lineBytes: number): Buffer {
+  return Buffer.allocUnsafeSlow(ID_PARTS.length + lineBytes + rowsRoom(lineBytes)).subarray(ID_PARTS.length, ID_PARTS.length + lineBytes);
+}
+
 /**
  * The JSONL rows of one custom-logging blob, chunk by chunk, in order. Pure and synchronous, so that it can run
  * on a worker thread next to the one that downloads and sends.
@@ -181,21 +210,24 @@ export class JsonlChunks {
 
   constructor(private readonly window: LineWindow) {}
 
-  push(chunk: Uint8Array): JsonlPiece[] {
-    return this.pieces(this.splitter.pushBytes(chunk));
+  /** `batch`: a chunk laid out by `linesBatch` whose buffer is given away, so rows may be written into it. */
+  push(chunk: Uint8Array, batch = false): JsonlPiece[] {
+    const bytes = this.splitter.pushBytes(chunk);
+    // In place only when the lines are the chunk's own bytes, not joined to a carried line in a buffer of their own.
+    return this.pieces(bytes, batch && bytes.buffer === chunk.buffer && bytes.byteOffset === chunk.byteOffset);
   }
 
   end(): JsonlPiece[] {
-    return this.pieces(this.splitter.endBytes());
+    return this.pieces(this.splitter.endBytes(), false);
   }
 
   /**
    * `bytes`: `\n`-terminated lines. They are searched as latin1 text, one character per byte, so that the scan
    * reads JSON's ASCII structure with no UTF-8 decoding, and offsets in the text are offsets in the bytes.
    */
-  private pieces(bytes: Buffer): JsonlPiece[] {
+  private pieces(bytes: Buffer, inPlace: boolean): JsonlPiece[] {
     const out: JsonlPiece[] = [];
-    const rows = new RowsBuffer(bytes, bytes.length + (bytes.length >> 2) + 4096);
+    const rows = new RowsBuffer(bytes, rowsRoom(bytes.length), inPlace);
     // Texts under V8's large-object size die young, in cheap scavenges; a text per 256 KiB batch went to the
     // old generation and kept its collector busy on another core.
     for (let from = 0; from < bytes.length; ) {

@@ -5,8 +5,11 @@ import type { JsonlAnswer, JsonlRequest } from './jsonl-worker';
 
 /** One blob's chunks going through `JsonlChunks`; answers come in the order the chunks were pushed. */
 export interface JsonlStream {
-  /** A chunk that is a whole buffer of its own is handed over (transferred, not copied): the caller must not use it again. */
-  push(chunk: Uint8Array): Promise<JsonlPiece[]>;
+  /**
+   * A chunk that is a whole buffer of its own, or a `linesBatch` (`batch`), is handed over (transferred, not
+   * copied): the caller must not use it again.
+   */
+  push(chunk: Uint8Array, batch?: boolean): Promise<JsonlPiece[]>;
   end(): Promise<JsonlPiece[]>;
   /** Lets go of the blob's state, whether or not it was read to the end. */
   close(): void;
@@ -59,7 +62,8 @@ class JsonlWorker {
         this.post(request, transfer);
       });
     return {
-      push: (chunk) => ask({ id, kind: 'chunk', chunk }, chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength ? [chunk.buffer as ArrayBuffer] : []),
+      push: (chunk, batch = false) =>
+        ask({ id, kind: 'chunk', chunk, batch }, batch || (chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength) ? [chunk.buffer as ArrayBuffer] : []),
       end: () => ask({ id, kind: 'end' }),
       close: () => {
         if (!this.waiting.delete(id)) return;
@@ -83,6 +87,6 @@ export function openJsonlStream(window: LineWindow): JsonlStream {
     return worker.open(window);
   } catch {
     const chunks = new JsonlChunks(window);
-    return { push: async (chunk) => chunks.push(chunk), end: async () => chunks.end(), close: () => undefined };
+    return { push: async (chunk, batch) => chunks.push(chunk, batch), end: async () => chunks.end(), close: () => undefined };
   }
 }

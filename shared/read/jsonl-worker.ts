@@ -5,7 +5,7 @@ import { JsonlChunks, type JsonlPiece, type LineWindow } from './jsonl-chunks';
 
 export type JsonlRequest =
   | { id: number; kind: 'open'; window: LineWindow }
-  | { id: number; kind: 'chunk'; chunk: Uint8Array }
+  | { id: number; kind: 'chunk'; chunk: Uint8Array; batch: boolean }
   | { id: number; kind: 'end' }
   | { id: number; kind: 'close' };
 
@@ -35,7 +35,7 @@ parentPort!.on('message', (request: JsonlRequest) => {
       open.set(request.id, new JsonlChunks(request.window));
       return;
     case 'chunk':
-      answer(request.id, () => open.get(request.id)!.push(request.chunk));
+      answer(request.id, () => open.get(request.id)!.push(request.chunk, request.batch));
       return;
     case 'end':
       answer(request.id, () => {

@@ -3,7 +3,7 @@ import type { CollectionSource } from '../assets/collection-source';
 import { isPayloadCollection } from '../assets/collection-source';
 import { splitLineBatches } from './lines';
 import { folderStart, nextUnit, windowPrefixes } from './rolled-folders';
-import { inLineWindow, type JsonlPiece, type LineWindow } from './jsonl-chunks';
+import { inLineWindow, linesBatch, type JsonlPiece, type LineWindow } from './jsonl-chunks';
 import { openJsonlStream } from './jsonl-threads';
 import { needsRef, parseLine, pushRows, type RefResolver, type Row } from './rows';
 
@@ -191,28 +191,46 @@ export async function* windowJsonl(
     }
     const stream = openJsonlStream(lines);
     const inFlight: Promise<JsonlPiece[]>[] = [];
-    const gathered: Buffer[] = [];
+    let gathered: Buffer[] = [];
     let gatheredBytes = 0;
-    // Into a buffer of its own, never Node's shared pool, so that it is handed over to the worker, not copied.
-    const handOver = () => {
-      const batch = Buffer.allocUnsafeSlow(gatheredBytes);
+    // Whole lines go, what follows the last newline waits for the next batch: the worker then never joins a
+    // line across two batches, and writes the rows into the batch's own buffer, behind its lines.
+    const lineBytes = (): number => {
+      let before = gatheredBytes;
+      for (let i = gathered.length - 1; i >= 0; i--) {
+        before -= gathered[i]!.length;
+        const newline = gathered[i]!.lastIndexOf(10);
+        if (newline >= 0) return before + newline + 1;
+      }
+      return 0;
+    };
+    const handOver = (bytes: number) => {
+      const batch = linesBatch(bytes);
+      const rest: Buffer[] = [];
       let at = 0;
-      for (const chunk of gathered) at += chunk.copy(batch, at);
-      inFlight.push(stream.push(batch));
-      gathered.length = 0;
-      gatheredBytes = 0;
+      for (const chunk of gathered) {
+        const take = Math.min(chunk.length, bytes - at);
+        if (take > 0) at += chunk.copy(batch, at, 0, take);
+        if (take < chunk.length) rest.push(chunk.subarray(take));
+      }
+      gathered = rest;
+      gatheredBytes -= bytes;
+      inFlight.push(stream.push(batch, true));
     };
     try {
       for await (const chunk of body) {
         gathered.push(chunk);
         gatheredBytes += chunk.length;
         if (gatheredBytes < batchBytes) continue;
-        handOver();
+        const bytes = lineBytes();
+        // A line longer than a batch: gather on until it ends.
+        if (bytes === 0) continue;
+        handOver(bytes);
         if (inFlight.length < batchesInFlight) continue;
         yield* rowsOf(await inFlight.shift()!, lines);
         if (left <= 0) return;
       }
-      if (gatheredBytes > 0) handOver();
+      if (gatheredBytes > 0) handOver(gatheredBytes);
       inFlight.push(stream.end());
       while (inFlight.length > 0) {
         yield* rowsOf(await inFlight.shift()!, lines);
