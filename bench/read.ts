@@ -4,7 +4,7 @@
  * peak RSS of this process (host and reader) for the whole window and for an eighth of it: flat memory means
  * both peaks are alike. Writes its section of BENCHMARKS.md.
  *
- * MDC_BENCH_READ_MB sets the size (default 1024), MDC_BENCH_READ_ROUNDS the rounds of limit and JSONL (default 3).
+ * MDC_BENCH_READ_MB sets the size (default 1024), MDC_BENCH_READ_ROUNDS the rounds of limit and JSONL (default 5).
  */
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -24,7 +24,7 @@ import { rolledFolder } from '../shared/read/rolled-folders';
 const targetMB = Number(process.env.MDC_BENCH_READ_MB ?? 1024);
 const blobMB = 64;
 const rowsPerLine = 5;
-const rounds = Number(process.env.MDC_BENCH_READ_ROUNDS ?? 3);
+const rounds = Number(process.env.MDC_BENCH_READ_ROUNDS ?? 5);
 const endpoint = 'bench-ep';
 const deployment = 'blue';
 const container = 'azureml-blobstore';
@@ -257,8 +257,12 @@ async function main(): Promise<void> {
       }),
     ].join('\n');
     console.log(table);
-    const jsonlRatio = jsonl.rows / jsonl.seconds / (raw.rows / raw.seconds);
-    const roundRatios = jsonlRuns.map((run, i) => (run.rows / run.seconds / (rawRuns[i]!.rows / rawRuns[i]!.seconds)).toFixed(2));
+    // The verdict is on the median of the rounds' ratios: one round whose limit ran slow (a spell of steal time
+    // once made it 5.3 s against 3.7 s in the others) moves the pooled ratio by 0.07, the median not at all.
+    const roundRatios = jsonlRuns.map((run, i) => run.rows / run.seconds / (rawRuns[i]!.rows / rawRuns[i]!.seconds));
+    const sortedRatios = [...roundRatios].sort((a, b) => a - b);
+    const middle = sortedRatios.length >> 1;
+    const jsonlRatio = sortedRatios.length % 2 ? sortedRatios[middle]! : (sortedRatios[middle - 1]! + sortedRatios[middle]!) / 2;
 
     const section = [
       '## Read API (`npm run bench:read`)',
@@ -267,7 +271,7 @@ async function main(): Promise<void> {
       '',
       table,
       '',
-      `Target: JSONL at least 0.50 of the limit. This run: **${jsonlRatio.toFixed(2)}**${jsonlRatio >= 0.5 ? ' (met)' : ' (NOT met)'} (rounds: ${roundRatios.join(', ')}). ` +
+      `Target: JSONL at least 0.50 of the limit. This run, median of the rounds: **${jsonlRatio.toFixed(2)}**${jsonlRatio >= 0.5 ? ' (met)' : ' (NOT met)'} (rounds: ${roundRatios.map((r) => r.toFixed(2)).join(', ')}; the table's "vs raw" pools them). ` +
         'The host downloads and sends on its request thread and turns lines into rows on a worker thread; with Azurite and the reader that makes four busy threads on 2 cores, so CPU (the CPU column), not waiting on storage, bounds the read.',
     ].join('\n');
     writeBenchSection('read', section);
