@@ -1,21 +1,28 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { CollectorError } from '../typescript/src/errors';
-import type { FromLogWorker, LogRecord, LogState, LogWorkerData, ToLogWorker } from './log-records';
+import type { FromLogWorker, LogState, LogWorkerData, ToLogWorker } from './log-records';
 import type { PayloadLoggerOptions, PayloadLoggerStats } from './payload-logger';
 
-/** Something with logs to hand over: asked once the batch leaves, it copies its ready bodies into `bytes`. */
+/** Something with logs to hand over: asked once the batch leaves, it adds its ready ones and says how many. */
 export interface LogSource {
-  take(bytes: BatchBytes): LogRecord | undefined;
+  take(batch: BatchBuilder): number;
 }
 
-/** The bytes of one batch's bodies, gathered into one buffer that is moved to the worker, not copied. */
-export class BatchBytes {
+/** One batch of logs as it gathers (see `LogBatch`); the bodies' bytes are copied into one buffer when it leaves. */
+export class BatchBuilder {
+  readonly ids: string[] = [];
+  readonly methods: string[] = [];
+  readonly urls: string[] = [];
+  readonly headers: IncomingHttpHeaders[] = [];
+  readonly types: (string | undefined)[] = [];
+  readonly numbers: number[] = [];
   private readonly parts: Buffer[] = [];
-  length = 0;
+  private length = 0;
 
-  /** Adds the chunks and says where they start. */
-  add(chunks: readonly Buffer[]): number {
+  /** Adds a body's kept chunks and says where they start. */
+  body(chunks: readonly Buffer[]): number {
     const at = this.length;
     for (const chunk of chunks) {
       this.parts.push(chunk);
@@ -24,8 +31,35 @@ export class BatchBytes {
     return at;
   }
 
-  /** A fresh buffer of its own: a pooled or sliced Buffer would move (or copy) all of the memory it sits in. */
-  take(): ArrayBuffer {
+  /** One exchange; the numbers in the order of `at` (log-records.ts). */
+  add(
+    id: string,
+    method: string,
+    url: string,
+    headers: IncomingHttpHeaders,
+    type: string | undefined,
+    requestAt: number,
+    requestKept: number,
+    requestTotal: number,
+    responseAt: number,
+    responseKept: number,
+    responseTotal: number,
+    status: number,
+    durationMs: number,
+  ): void {
+    this.ids.push(id);
+    this.methods.push(method);
+    this.urls.push(url);
+    this.headers.push(headers);
+    this.types.push(type);
+    this.numbers.push(requestAt, requestKept, requestTotal, responseAt, responseKept, responseTotal, status, durationMs);
+  }
+
+  /**
+   * The bodies in a fresh buffer of their own, to be moved to the worker, not copied: a pooled or sliced Buffer
+   * would move (or copy) all of the memory it sits in.
+   */
+  bytes(): ArrayBuffer {
     const out = new ArrayBuffer(this.length);
     const view = new Uint8Array(out);
     let at = 0;
@@ -134,22 +168,19 @@ export class LogChannel {
     const sources = this.sources;
     if (sources.length === 0) return;
     this.sources = [];
-    const bytes = new BatchBytes();
-    const records: LogRecord[] = [];
-    for (const source of sources) {
-      const record = source.take(bytes);
-      if (record) records.push(record);
-    }
-    if (records.length === 0) return;
-    const logs = records.reduce((n, r) => n + (r.request ? 1 : 0) + (r.response ? 1 : 0), 0);
+    const batch = new BatchBuilder();
+    let logs = 0;
+    for (const source of sources) logs += source.take(batch);
+    if (logs === 0) return;
     if (this.closed || this.gone || this.untaken >= this.maxUntaken) {
       const why = this.closed ? 'the proxy is closing' : this.gone ? `the payload log worker stopped: ${this.gone.message}` : 'the payload log worker is behind';
       this.lose(logs, `${why}: ${logs} payload log(s) dropped`, this.closed ? 'Closed' : 'QueueFull');
       return;
     }
     this.untaken += logs;
-    const buffer = bytes.take();
-    this.worker!.postMessage({ kind: 'logs', records, bytes: buffer } satisfies ToLogWorker, [buffer]);
+    const bytes = batch.bytes();
+    const { ids, methods, urls, headers, types, numbers } = batch;
+    this.worker!.postMessage({ kind: 'logs', ids, methods, urls, headers, types, numbers, bytes } satisfies ToLogWorker, [bytes]);
   }
 
   /** The worker's state once it has taken what was handed over until now. */

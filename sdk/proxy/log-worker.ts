@@ -2,7 +2,7 @@ import { readlinkSync } from 'node:fs';
 import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { CollectorError } from '../typescript/src/errors';
-import { bodyHeaders, logHeaders, single, type FromLogWorker, type LoggedError, type LogRecord, type LogWorkerData, type ToLogWorker } from './log-records';
+import { at, bodyHeaders, logHeaders, numbersPerExchange, single, type FromLogWorker, type LogBatch, type LoggedError, type LogWorkerData, type ToLogWorker } from './log-records';
 import { PayloadLogger } from './payload-logger';
 
 /**
@@ -51,20 +51,25 @@ function answer(reply?: number): void {
   port.postMessage(message);
 }
 
-function logAll(records: LogRecord[], bytes: ArrayBuffer): void {
-  for (const record of records) {
-    const shared = logHeaders(record, data.modelVersion);
-    const { request, response } = record;
-    if (request) {
+function logAll(batch: LogBatch): void {
+  const { numbers, bytes } = batch;
+  for (let i = 0; i < batch.ids.length; i++) {
+    const n = i * numbersPerExchange;
+    const shared = logHeaders(batch, i, data.modelVersion);
+    const requestAt = numbers[n + at.requestAt]!;
+    if (requestAt >= 0) {
       took++;
-      logger.log({ collection: 'request', body: Buffer.from(bytes, request.at, request.kept), headers: bodyHeaders(shared, single(record.headers['content-type']), request) });
+      const body = { kept: numbers[n + at.requestKept]!, total: numbers[n + at.requestTotal]! };
+      logger.log({ collection: 'request', body: Buffer.from(bytes, requestAt, body.kept), headers: bodyHeaders(shared, single(batch.headers[i]!['content-type']), body) });
     }
-    if (response) {
+    const responseAt = numbers[n + at.responseAt]!;
+    if (responseAt >= 0) {
       took++;
-      const headers = bodyHeaders(shared, response.type, response);
-      headers['x-mdc-status'] = String(response.status);
-      headers['x-mdc-duration-ms'] = response.durationMs.toFixed(3);
-      logger.log({ collection: 'response', body: Buffer.from(bytes, response.at, response.kept), headers });
+      const body = { kept: numbers[n + at.responseKept]!, total: numbers[n + at.responseTotal]! };
+      const headers = bodyHeaders(shared, batch.types[i], body);
+      headers['x-mdc-status'] = String(numbers[n + at.status]);
+      headers['x-mdc-duration-ms'] = numbers[n + at.durationMs]!.toFixed(3);
+      logger.log({ collection: 'response', body: Buffer.from(bytes, responseAt, body.kept), headers });
     }
   }
 }
@@ -72,7 +77,7 @@ function logAll(records: LogRecord[], bytes: ArrayBuffer): void {
 port.on('message', (message: ToLogWorker) => {
   switch (message.kind) {
     case 'logs':
-      logAll(message.records, message.bytes);
+      logAll(message);
       // Every message wakes the proxy's thread: say what was taken a few times a second, not once per batch.
       ackTimer ??= setTimeout(() => {
         ackTimer = undefined;

@@ -5,8 +5,8 @@ import { Pool, type Dispatcher } from 'undici';
 import { deploymentUrl } from '../typescript/src/config';
 import type { CollectorError } from '../typescript/src/errors';
 import type { RetryOptions } from '../typescript/src/transport';
-import { BatchBytes, LogChannel, type LogSource } from './log-channel';
-import { hopByHop, proxyAgent, single, type BodySlice, type LogRecord } from './log-records';
+import { LogChannel, type BatchBuilder, type LogSource } from './log-channel';
+import { hopByHop, proxyAgent, single } from './log-records';
 import type { BreakerOptions } from './payload-logger';
 
 export { proxyAgent };
@@ -50,7 +50,7 @@ function forwardedHeaders(headers: http.IncomingHttpHeaders): Record<string, str
 /** Keeps the first `limit` bytes of a stream that is passing through, and counts the rest. */
 class Capture {
   readonly chunks: Buffer[] = [];
-  private kept = 0;
+  kept = 0;
   total = 0;
 
   constructor(private readonly limit: number) {}
@@ -61,11 +61,6 @@ class Capture {
     const part = this.kept + chunk.length <= this.limit ? chunk : chunk.subarray(0, this.limit - this.kept);
     this.chunks.push(part);
     this.kept += part.length;
-  }
-
-  /** Copies the kept bytes into the batch. */
-  slice(bytes: BatchBytes): BodySlice {
-    return { at: bytes.add(this.chunks), kept: this.kept, total: this.total };
   }
 }
 
@@ -258,9 +253,15 @@ class Forward implements Dispatcher.DispatchHandler {
   }
 }
 
-/** One request passing through: what its two logs need, gathered on the way and handed to the log worker. */
+/**
+ * One request passing through: what its two logs need, gathered on the way and handed to the log worker. It keeps
+ * what the logs need of the request, not the request.
+ */
 class Exchange implements LogSource {
   private readonly started = performance.now();
+  private readonly method: string;
+  private readonly url: string;
+  private readonly headers: http.IncomingHttpHeaders;
   readonly requestBody: Capture;
   private requestDone = false;
   private requestTaken = false;
@@ -273,10 +274,13 @@ class Exchange implements LogSource {
 
   constructor(
     private readonly channel: LogChannel,
-    private readonly req: http.IncomingMessage,
+    req: http.IncomingMessage,
     private readonly requestId: string,
     maxLoggedBytes: number,
   ) {
+    this.method = req.method ?? 'GET';
+    this.url = req.url ?? '/';
+    this.headers = req.headers;
     this.requestBody = new Capture(maxLoggedBytes);
   }
 
@@ -301,20 +305,38 @@ class Exchange implements LogSource {
     this.channel.add(this);
   }
 
-  take(bytes: BatchBytes): LogRecord | undefined {
+  take(batch: BatchBuilder): number {
     this.queued = false;
-    const { req } = this;
-    const record: LogRecord = { id: this.requestId, method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers };
+    let requestAt = -1;
+    let responseAt = -1;
     // An answer that came before the request's end is logged with what had been read of the request.
     if (!this.requestTaken && (this.requestDone || this.responseBody)) {
       this.requestTaken = true;
-      record.request = this.requestBody.slice(bytes);
+      requestAt = batch.body(this.requestBody.chunks);
     }
-    if (this.responseBody && !this.responseTaken) {
+    const response = this.responseBody;
+    if (response && !this.responseTaken) {
       this.responseTaken = true;
-      record.response = { ...this.responseBody.slice(bytes), status: this.status, type: this.responseType, durationMs: this.durationMs };
+      responseAt = batch.body(response.chunks);
     }
-    return record.request || record.response ? record : undefined;
+    if (requestAt < 0 && responseAt < 0) return 0;
+    const request = this.requestBody;
+    batch.add(
+      this.requestId,
+      this.method,
+      this.url,
+      this.headers,
+      this.responseType,
+      requestAt,
+      request.kept,
+      request.total,
+      responseAt,
+      response ? response.kept : 0,
+      response ? response.total : 0,
+      this.status,
+      this.durationMs,
+    );
+    return (requestAt < 0 ? 0 : 1) + (responseAt < 0 ? 0 : 1);
   }
 }
 
