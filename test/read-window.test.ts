@@ -4,7 +4,7 @@ import { startAzurite, type Azurite } from '../local/azurite';
 import { encodeRows } from '../shared/read/encode';
 import { joinedRows } from '../shared/read/join';
 import type { Row } from '../shared/read/rows';
-import { windowRowBatches, windowRows } from '../shared/read/window-reader';
+import { windowJsonl, windowRowBatches, windowRows } from '../shared/read/window-reader';
 import { writeCollected } from './support/collected-data';
 import { startStorageLog, type StorageLog } from './support/storage-log';
 
@@ -62,6 +62,22 @@ describe('rows in a window', () => {
     const reads = log.requests.filter((r) => r.method === 'GET' && !r.url.searchParams.has('comp')).map((r) => r.url.pathname);
     expect(reads.every((p) => /\/2024\/03\/05\/1[123]\//.test(p))).toBe(true);
     expect(reads).toHaveLength(4);
+  });
+
+  it('gives the same rows as JSONL, blob after blob, and stops at a limit', async () => {
+    const parsed = (chunks: Buffer[]) =>
+      Buffer.concat(chunks)
+        .toString('utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as Row);
+    const all = window('2024-03-05T00:00:00Z', '2024-03-06T00:00:00Z');
+    const rows = await collect(windowRows(blobService, inputs, all));
+    expect(rows).toHaveLength(16);
+    expect(parsed(await collect(windowJsonl(blobService, inputs, all)))).toEqual(rows);
+    expect(parsed(await collect(windowJsonl(blobService, inputs, all, { limit: 5 })))).toEqual(rows.slice(0, 5));
+    const part = window('2024-03-05T11:30:00Z', '2024-03-05T13:30:00Z');
+    expect(parsed(await collect(windowJsonl(blobService, inputs, part)))).toEqual(await collect(windowRows(blobService, inputs, part)));
   });
 
   it('honours limit and stops reading', async () => {
