@@ -4,7 +4,7 @@ import { isPayloadCollection } from '../assets/collection-source';
 import { splitLineBatches } from './lines';
 import { folderStart, nextUnit, windowPrefixes } from './rolled-folders';
 import { inLineWindow, linesBatch, type JsonlPiece, type LineWindow } from './jsonl-chunks';
-import { openJsonlStream, type JsonlStream } from './jsonl-threads';
+import { openJsonlStream } from './jsonl-threads';
 import { needsRef, parseLine, pushRows, type RefResolver, type Row } from './rows';
 
 /**
@@ -179,58 +179,45 @@ export async function* windowJsonl(
     }
   }
 
-  // The worker's answers for every blob, in the order the batches were handed over. The next blob is downloaded
-  // while the last batches of the one before are still being turned into rows: the worker does not wait at the
-  // end of each blob for the first bytes of the next.
-  const inFlight: { pieces: Promise<JsonlPiece[]>; lines: LineWindow }[] = [];
-  const streams = new Set<JsonlStream>();
-  /** The rows of the oldest answers, until at most `count` are still on their way. */
-  async function* answersUntil(count: number): AsyncGenerator<Buffer> {
-    while (inFlight.length > count && left > 0) {
-      const { pieces, lines } = inFlight.shift()!;
-      yield* rowsOf(await pieces, lines);
-    }
-  }
-
-  try {
-    for await (const blob of windowBlobs(blobService, source, window, options.signal)) {
-      const { window: lines, body } = await blobBody(blobService, source, blob, window, options.signal);
-      if (payload) {
-        // Payload-log lines are never scanned: every one is turned into a row here.
-        for await (const texts of splitLineBatches(body)) {
-          yield* rowsOf(texts.map((text) => ({ kind: 'line', text })), lines);
-          if (left <= 0) return;
-        }
-        continue;
+  for await (const blob of windowBlobs(blobService, source, window, options.signal)) {
+    const { window: lines, body } = await blobBody(blobService, source, blob, window, options.signal);
+    if (payload) {
+      // Payload-log lines are never scanned: every one is turned into a row here.
+      for await (const texts of splitLineBatches(body)) {
+        yield* rowsOf(texts.map((text) => ({ kind: 'line', text })), lines);
+        if (left <= 0) return;
       }
-      const stream = openJsonlStream(lines);
-      streams.add(stream);
-      let gathered: Buffer[] = [];
-      let gatheredBytes = 0;
-      // Whole lines go, what follows the last newline waits for the next batch: the worker then never joins a
-      // line across two batches, and writes the rows into the batch's own buffer, behind its lines.
-      const lineBytes = (): number => {
-        let before = gatheredBytes;
-        for (let i = gathered.length - 1; i >= 0; i--) {
-          before -= gathered[i]!.length;
-          const newline = gathered[i]!.lastIndexOf(10);
-          if (newline >= 0) return before + newline + 1;
-        }
-        return 0;
-      };
-      const handOver = (bytes: number) => {
-        const batch = linesBatch(bytes);
-        const rest: Buffer[] = [];
-        let at = 0;
-        for (const chunk of gathered) {
-          const take = Math.min(chunk.length, bytes - at);
-          if (take > 0) at += chunk.copy(batch, at, 0, take);
-          if (take < chunk.length) rest.push(chunk.subarray(take));
-        }
-        gathered = rest;
-        gatheredBytes -= bytes;
-        inFlight.push({ pieces: stream.push(batch, true), lines });
-      };
+      continue;
+    }
+    const stream = openJsonlStream(lines);
+    const inFlight: Promise<JsonlPiece[]>[] = [];
+    let gathered: Buffer[] = [];
+    let gatheredBytes = 0;
+    // Whole lines go, what follows the last newline waits for the next batch: the worker then never joins a
+    // line across two batches, and writes the rows into the batch's own buffer, behind its lines.
+    const lineBytes = (): number => {
+      let before = gatheredBytes;
+      for (let i = gathered.length - 1; i >= 0; i--) {
+        before -= gathered[i]!.length;
+        const newline = gathered[i]!.lastIndexOf(10);
+        if (newline >= 0) return before + newline + 1;
+      }
+      return 0;
+    };
+    const handOver = (bytes: number) => {
+      const batch = linesBatch(bytes);
+      const rest: Buffer[] = [];
+      let at = 0;
+      for (const chunk of gathered) {
+        const take = Math.min(chunk.length, bytes - at);
+        if (take > 0) at += chunk.copy(batch, at, 0, take);
+        if (take < chunk.length) rest.push(chunk.subarray(take));
+      }
+      gathered = rest;
+      gatheredBytes -= bytes;
+      inFlight.push(stream.push(batch, true));
+    };
+    try {
       for await (const chunk of body) {
         gathered.push(chunk);
         gatheredBytes += chunk.length;
@@ -239,23 +226,21 @@ export async function* windowJsonl(
         // A line longer than a batch: gather on until it ends.
         if (bytes === 0) continue;
         handOver(bytes);
-        yield* answersUntil(batchesInFlight - 1);
+        if (inFlight.length < batchesInFlight) continue;
+        yield* rowsOf(await inFlight.shift()!, lines);
         if (left <= 0) return;
       }
       if (gatheredBytes > 0) handOver(gatheredBytes);
-      const ended = stream.end().finally(() => {
-        stream.close();
-        streams.delete(stream);
-      });
-      inFlight.push({ pieces: ended, lines });
-      yield* answersUntil(batchesInFlight - 1);
-      if (left <= 0) return;
+      inFlight.push(stream.end());
+      while (inFlight.length > 0) {
+        yield* rowsOf(await inFlight.shift()!, lines);
+        if (left <= 0) return;
+      }
+    } finally {
+      stream.close();
+      // Answers still on their way are not wanted any more; they must not surface as unhandled.
+      for (const pending of inFlight) pending.catch(() => undefined);
     }
-    yield* answersUntil(0);
-  } finally {
-    for (const stream of streams) stream.close();
-    // Answers still on their way are not wanted any more; they must not surface as unhandled.
-    for (const { pieces } of inFlight) pieces.catch(() => undefined);
   }
 }
 
