@@ -8,7 +8,11 @@ import { backoffMs, defaultRetry, describeAnswer, isRetryableStatus, maxAnswerBy
 export interface PayloadLogEvent {
   collection: 'request' | 'response';
   body: Buffer;
-  headers: Record<string, string>;
+  /**
+   * By name, or as a flat `[name, value, ...]` list. A list becomes the logger's: it is sent as it is when it
+   * starts with `x-mdc-key` (the log worker's do, so that a log's headers are built once), else the key is put first.
+   */
+  headers: Record<string, string> | string[];
 }
 
 export interface BreakerOptions {
@@ -55,6 +59,8 @@ export interface PayloadLoggerStats {
 
 interface Entry {
   event: PayloadLogEvent;
+  /** What is sent: the key and the event's headers whose values the collector would take. Built once, retries included. */
+  headers: string[];
   attempts: number;
   /** When a retry may leave (ms since the epoch). */
   due: number;
@@ -153,7 +159,7 @@ export class PayloadLogger {
       this.report(new CollectorError('QueueFull', `payload log queue is full: a ${event.collection} log was dropped`, { dropped: 1 }));
       return false;
     }
-    this.queue.push({ event, attempts: 0, due: 0 });
+    this.queue.push({ event, headers: this.headerList(event.headers), attempts: 0, due: 0 });
     this.queuedBytes += event.body.length;
     this.schedule();
     return true;
@@ -242,13 +248,25 @@ export class PayloadLogger {
     });
   }
 
-  private send(entry: Entry): void {
-    const { event } = entry;
-    const headers: Record<string, string> = { 'x-mdc-key': this.key };
-    for (const name in event.headers) {
-      const value = event.headers[name]!;
-      if (!unsafeValue.test(value)) headers[name] = value;
+  /** The key and the headers to send, as a flat list: a list from the caller is kept, not copied. */
+  private headerList(headers: Record<string, string> | string[]): string[] {
+    if (Array.isArray(headers)) {
+      for (let i = headers.length - 1; i > 0; i -= 2) if (unsafeValue.test(headers[i]!)) headers.splice(i - 1, 2);
+      if (headers[0] !== 'x-mdc-key') headers.unshift('x-mdc-key', this.key);
+      return headers;
     }
+    // By name, the event's own `x-mdc-key` (if any) replaced the logger's: as a list, the logger's is left out.
+    const own = headers['x-mdc-key'];
+    const list = own !== undefined && !unsafeValue.test(own) ? [] : ['x-mdc-key', this.key];
+    for (const name in headers) {
+      const value = headers[name]!;
+      if (!unsafeValue.test(value)) list.push(name, value);
+    }
+    return list;
+  }
+
+  private send(entry: Entry): void {
+    const { event, headers } = entry;
     this.pool ??= this.createPool();
     this.inFlight.add(entry);
     // `dispatch` with a small handler rather than `request`: no promise, no body stream, no async iterator per
