@@ -32,12 +32,6 @@ export interface LogBatch {
 export const at = { requestAt: 0, requestKept: 1, requestTotal: 2, responseAt: 3, responseKept: 4, responseTotal: 5, status: 6, durationMs: 7 } as const;
 export const numbersPerExchange = 8;
 
-/** A body's logged bytes and how many streamed through. */
-export interface BodySize {
-  kept: number;
-  total: number;
-}
-
 export interface LogWorkerData {
   logger: Omit<PayloadLoggerOptions, 'onError'>;
   modelVersion?: string;
@@ -88,27 +82,42 @@ export function single(value: string | string[] | undefined): string | undefined
   return Array.isArray(value) ? value[0] : value;
 }
 
-/** The headers both logs of exchange `i` share. */
-export function logHeaders(batch: LogBatch, i: number, modelVersion: string | undefined): Record<string, string> {
-  const headers: Record<string, string> = {};
+/**
+ * The headers both logs of exchange `i` share, as the flat name/value list a `PayloadLogger` takes, led by the
+ * collector's key so that the logger sends the list as it is. Lists rather than objects: the worker built three
+ * objects per log (these, a copy per body, the logger's copy with the key), and undici takes a list without the
+ * `Object.keys` of an object.
+ */
+export function logHeaders(batch: LogBatch, i: number, key: string, modelVersion: string | undefined): string[] {
+  const headers = ['x-mdc-key', key];
   const request = batch.headers[i]!;
   for (const name in request) {
     const value = request[name];
-    if (value !== undefined && !notLogged.has(name) && !name.startsWith('x-mdc-')) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+    // `x-request-id` and `user-agent` are set below: as object keys they replaced the caller's values.
+    if (value !== undefined && !notLogged.has(name) && name !== 'x-request-id' && !name.startsWith('x-mdc-')) headers.push(name, Array.isArray(value) ? value.join(', ') : value);
   }
   const url = batch.urls[i]!;
-  headers['x-request-id'] = batch.ids[i]!;
-  headers['x-mdc-path'] = url.length > maxPathLength ? url.slice(0, maxPathLength) : url;
-  headers['x-mdc-method'] = batch.methods[i]!;
-  headers['user-agent'] = proxyAgent;
-  if (modelVersion) headers['x-mdc-model-version'] = modelVersion;
+  headers.push('x-request-id', batch.ids[i]!, 'x-mdc-path', url.length > maxPathLength ? url.slice(0, maxPathLength) : url, 'x-mdc-method', batch.methods[i]!, 'user-agent', proxyAgent);
+  if (modelVersion) headers.push('x-mdc-model-version', modelVersion);
   return headers;
 }
 
-export function bodyHeaders(base: Record<string, string>, contentType: string | undefined, body: BodySize): Record<string, string> {
-  if (body.total > body.kept) {
+/** One body's headers: `base` and its content type, and room for `extra` more names and values. */
+export function bodyHeaders(base: readonly string[], contentType: string | undefined, kept: number, total: number, extra = 0): string[] {
+  const cut = total > kept;
+  // Sized once: growing the list with each push would copy it.
+  const headers = new Array<string>(base.length + (cut ? 4 : contentType ? 2 : 0) + extra);
+  let n = 0;
+  for (; n < base.length; n++) headers[n] = base[n]!;
+  if (cut) {
     // A cut body is no longer the JSON it was: log its first bytes as bytes, and say how long it was.
-    return { ...base, 'content-type': 'application/octet-stream', 'x-mdc-truncated-from': String(body.total) };
+    headers[n++] = 'content-type';
+    headers[n++] = 'application/octet-stream';
+    headers[n++] = 'x-mdc-truncated-from';
+    headers[n++] = String(total);
+  } else if (contentType) {
+    headers[n++] = 'content-type';
+    headers[n++] = contentType;
   }
-  return contentType ? { ...base, 'content-type': contentType } : { ...base };
+  return headers;
 }

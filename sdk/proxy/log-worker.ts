@@ -55,21 +55,25 @@ function logAll(batch: LogBatch): void {
   const { numbers, bytes } = batch;
   for (let i = 0; i < batch.ids.length; i++) {
     const n = i * numbersPerExchange;
-    const shared = logHeaders(batch, i, data.modelVersion);
+    const shared = logHeaders(batch, i, data.logger.key, data.modelVersion);
     const requestAt = numbers[n + at.requestAt]!;
     if (requestAt >= 0) {
       took++;
-      const body = { kept: numbers[n + at.requestKept]!, total: numbers[n + at.requestTotal]! };
-      logger.log({ collection: 'request', body: Buffer.from(bytes, requestAt, body.kept), headers: bodyHeaders(shared, single(batch.headers[i]!['content-type']), body) });
+      const kept = numbers[n + at.requestKept]!;
+      const headers = bodyHeaders(shared, single(batch.headers[i]!['content-type']), kept, numbers[n + at.requestTotal]!);
+      logger.log({ collection: 'request', body: Buffer.from(bytes, requestAt, kept), headers });
     }
     const responseAt = numbers[n + at.responseAt]!;
     if (responseAt >= 0) {
       took++;
-      const body = { kept: numbers[n + at.responseKept]!, total: numbers[n + at.responseTotal]! };
-      const headers = bodyHeaders(shared, batch.types[i], body);
-      headers['x-mdc-status'] = String(numbers[n + at.status]);
-      headers['x-mdc-duration-ms'] = numbers[n + at.durationMs]!.toFixed(3);
-      logger.log({ collection: 'response', body: Buffer.from(bytes, responseAt, body.kept), headers });
+      const kept = numbers[n + at.responseKept]!;
+      const headers = bodyHeaders(shared, batch.types[i], kept, numbers[n + at.responseTotal]!, 4);
+      const end = headers.length;
+      headers[end - 4] = 'x-mdc-status';
+      headers[end - 3] = String(numbers[n + at.status]);
+      headers[end - 2] = 'x-mdc-duration-ms';
+      headers[end - 1] = numbers[n + at.durationMs]!.toFixed(3);
+      logger.log({ collection: 'response', body: Buffer.from(bytes, responseAt, kept), headers });
     }
   }
 }
