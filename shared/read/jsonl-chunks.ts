@@ -45,8 +45,8 @@ function writeIndex(bytes: Uint8Array, at: number, index: number, digits: number
 
 /**
  * JSONL rows written straight into one buffer, every byte copied from bytes already in it: a row's records,
- * correlation id and time from the batch's own bytes, which the buffer starts with a copy of, and its keys from
- * `ID_PARTS`. `copyWithin` is one cheap call where writing a string into a Buffer, or copying from another
+ * correlation id and time from the batch's own bytes, which the buffer holds (it is the batch's own buffer when
+ * that was laid out by `linesBatch`, else it starts with a copy of them), and its keys from `ID_PARTS`. `copyWithin` is one cheap call where writing a string into a Buffer, or copying from another
  * buffer (which needs a view built for it), costs three to four times more, and it leaves no garbage. The
  * buffer is never a slice of Node's shared pool, so it can be moved between threads.
  */
