@@ -22,6 +22,7 @@ import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
 import { EventHubProducerClient } from '@azure/event-hubs';
 import { writeBenchSection } from './benchmarks-md';
+import { median } from './median';
 import { cpuSeconds } from './process-cpu';
 import { collectOptions } from '../functions/collect';
 import { deploymentsOptions } from '../functions/deployments';
@@ -167,12 +168,6 @@ interface Measured {
   /** CPU the server process and the emulator spent per accepted event, in µs. */
   serverCpuUs?: number;
   emulatorCpuUs?: number;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 function summed(runs: Run[], label: { body: string; server: string }): Measured {

@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 export function cpuSeconds(pid: number | undefined | 'self' | 'machine', thread?: number): number {
   try {
     if (pid === 'machine') {
-      const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+      const [user, nice, system, , , irq, softirq, steal] = machineTicks();
       return (user! + nice! + system! + irq! + softirq! + steal!) / 100;
     }
     if (pid === 'self') {
@@ -24,10 +24,15 @@ export function cpuSeconds(pid: number | undefined | 'self' | 'machine', thread?
   }
 }
 
+/** The machine's clock ticks so far, all cores, by kind: user, nice, system, idle, iowait, irq, softirq, steal, ... */
+function machineTicks(): number[] {
+  return readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+}
+
 /** Clock ticks the hypervisor gave to other guests while this machine wanted to run ("steal"), and all ticks so far. */
 export function stealTicks(): { steal: number; total: number } {
   try {
-    const ticks = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const ticks = machineTicks();
     return { steal: ticks[7] ?? 0, total: ticks.reduce((a, b) => a + b, 0) };
   } catch {
     return { steal: Number.NaN, total: Number.NaN };

@@ -23,6 +23,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { writeBenchSection } from './benchmarks-md';
+import { median } from './median';
 import { cpuSeconds, stealTicks } from './process-cpu';
 import { freePort, waitForPort } from '../local/ports';
 import { openLoop, type OpenLoopResult } from './open-loop';
@@ -100,12 +101,6 @@ async function stop(child: ChildProcess): Promise<string> {
   child.kill('SIGTERM');
   await exited;
   return out;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 function percentile(sorted: number[], p: number): number {

@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { BlobSASPermissions, BlobServiceClient } from '@azure/storage-blob';
 import { benchmarksFile, writeBenchSection } from './benchmarks-md';
+import { median } from './median';
 import { cpuSeconds, threadCpuSeconds } from './process-cpu';
 import { startAzurite } from '../local/azurite';
 import { startLocalHost } from '../local/host';
@@ -260,9 +261,7 @@ async function main(): Promise<void> {
     // The verdict is on the median of the rounds' ratios: one round whose limit ran slow (a spell of steal time
     // once made it 5.3 s against 3.7 s in the others) moves the pooled ratio by 0.07, the median not at all.
     const roundRatios = jsonlRuns.map((run, i) => run.rows / run.seconds / (rawRuns[i]!.rows / rawRuns[i]!.seconds));
-    const sortedRatios = [...roundRatios].sort((a, b) => a - b);
-    const middle = sortedRatios.length >> 1;
-    const jsonlRatio = sortedRatios.length % 2 ? sortedRatios[middle]! : (sortedRatios[middle - 1]! + sortedRatios[middle]!) / 2;
+    const jsonlRatio = median(roundRatios);
 
     const section = [
       '## Read API (`npm run bench:read`)',
