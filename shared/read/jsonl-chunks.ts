@@ -29,8 +29,8 @@ const NEWLINE = 10;
 /** The id parts of every row, at the start of each rows buffer so that they are copied like any other bytes. */
 const ID_PARTS = Buffer.from('{"correlationid":,"rowid":"","time":', 'latin1');
 const CORRELATIONID_KEY = 0;
-const ROWID_KEY = 17;
-const TIME_KEY = 27;
+const ROWID_KEY = ID_PARTS.indexOf(',"rowid":"');
+const TIME_KEY = ID_PARTS.indexOf('","time":');
 const UNDERSCORE = 95;
 const DIGIT_0 = 48;
 
@@ -46,9 +46,10 @@ function writeIndex(bytes: Uint8Array, at: number, index: number, digits: number
 /**
  * JSONL rows written straight into one buffer, every byte copied from bytes already in it: a row's records,
  * correlation id and time from the batch's own bytes, which the buffer holds (it is the batch's own buffer when
- * that was laid out by `linesBatch`, else it starts with a copy of them), and its keys from `ID_PARTS`. `copyWithin` is one cheap call where writing a string into a Buffer, or copying from another
- * buffer (which needs a view built for it), costs three to four times more, and it leaves no garbage. The
- * buffer is never a slice of Node's shared pool, so it can be moved between threads.
+ * that was laid out by `linesBatch`, else it starts with a copy of them), and its keys from `ID_PARTS`.
+ * `copyWithin` is one cheap call where writing a string into a Buffer, or copying from another buffer (which
+ * needs a view built for it), costs three to four times more, and it leaves no garbage. The buffer is never a
+ * slice of Node's shared pool, so it can be moved between threads.
  */
 class RowsBuffer {
   private bytes!: Buffer;
