@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { hubEventSchema, type HubEvent } from '../hub-event';
+import { stringEnd } from '../json-string';
 
 /**
  * The edge of `append`: a message as the trigger hands it over (parsed JSON, a string or bytes, depending on
@@ -83,16 +84,9 @@ function isOneValue(text: string): boolean {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 0x22) {
-      // Jump to the string's closing quote: the first one not escaped by an odd run of backslashes.
-      let end = i;
-      for (;;) {
-        end = text.indexOf('"', end + 1);
-        if (end < 0) return false;
-        let slashes = 0;
-        while (text.charCodeAt(end - 1 - slashes) === 0x5c) slashes++;
-        if (slashes % 2 === 0) break;
-      }
-      i = end;
+      const end = stringEnd(text, i);
+      if (end < 0) return false;
+      i = end - 1;
     } else if (c === 0x5b || c === 0x7b) {
       depth++;
     } else if (c === 0x5d || c === 0x7d || c === 0x2c) {

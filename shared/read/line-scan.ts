@@ -1,3 +1,5 @@
+import { stringEnd } from '../json-string';
+
 /**
  * A structural scan of a collected line that finds `time`, `correlationid` and the text of each record of
  * `data` without building objects. JSONL output then copies each record's own text behind its id columns,
@@ -16,7 +18,6 @@ export interface ScannedLine {
 }
 
 const QUOTE = 34;
-const BACKSLASH = 92;
 const OPEN_BRACE = 123;
 const CLOSE_BRACE = 125;
 const OPEN_BRACKET = 91;
@@ -33,29 +34,16 @@ function skipSpace(text: string, i: number): number {
   }
 }
 
-/** The index after the string that starts at `i` (a quote), or -1. */
-function skipString(text: string, i: number): number {
-  let at = i + 1;
-  for (;;) {
-    const quote = text.indexOf('"', at);
-    if (quote < 0) return -1;
-    let slashes = 0;
-    for (let k = quote - 1; text.charCodeAt(k) === BACKSLASH; k--) slashes++;
-    if (slashes % 2 === 0) return quote + 1;
-    at = quote + 1;
-  }
-}
-
 /** The index after the value that starts at `i`, or -1. */
 function skipValue(text: string, i: number): number {
   const c = text.charCodeAt(i);
-  if (c === QUOTE) return skipString(text, i);
+  if (c === QUOTE) return stringEnd(text, i);
   if (c === OPEN_BRACE || c === OPEN_BRACKET) {
     let depth = 0;
     for (let k = i; k < text.length; k++) {
       const d = text.charCodeAt(k);
       if (d === QUOTE) {
-        k = skipString(text, k) - 1;
+        k = stringEnd(text, k) - 1;
         if (k < 0) return -1;
       } else if (d === OPEN_BRACE || d === OPEN_BRACKET) {
         depth++;
@@ -207,7 +195,7 @@ export function fullScanLine(text: string): ScannedLine | undefined {
   if (text.charCodeAt(i) === CLOSE_BRACE) return undefined;
   for (;;) {
     if (text.charCodeAt(i) !== QUOTE) return undefined;
-    const keyEnd = skipString(text, i);
+    const keyEnd = stringEnd(text, i);
     if (keyEnd < 0) return undefined;
     const key = text.slice(i + 1, keyEnd - 1);
     i = text.charCodeAt(keyEnd) > 32 ? keyEnd : skipSpace(text, keyEnd);
